@@ -1,0 +1,204 @@
+import * as A from "@automerge/automerge";
+import { isDocUrl, type DocUrl } from "../ids.js";
+import { toPlain, type FieldSpec } from "./fields.js";
+import { isKind, KIND_FIELDS, REQUIRED_FIELDS, SCHEMA_VERSIONS, type Fields, type Kind } from "./kinds.js";
+
+/** Ids an entity has in other systems. */
+export interface ExternalIds {
+  canvas?: string;
+  discourse?: string;
+}
+
+/** A deletion that syncs: once set, the entity stays deleted on every peer. */
+export interface Tombstone {
+  at: string;
+  by: DocUrl | null;
+}
+
+/** What every document carries, whatever its kind. */
+export interface Envelope<K extends Kind = Kind> {
+  kind: K;
+  schemaVersion: number;
+  /** The course the document belongs to; null for users, who belong to many. */
+  course: DocUrl | null;
+  createdAt: string;
+  updatedAt: string;
+  external: ExternalIds;
+  tombstone: Tombstone | null;
+}
+
+/** A document as apps read it: plain values, its URL, its envelope and its fields. */
+export type Entity<K extends Kind = Kind> = { url: DocUrl } & Envelope<K> & Fields<K>;
+
+/** The fields a change function may set; envelope fields are the store's to keep. */
+export type Draft<K extends Kind> = Fields<K> & { external: ExternalIds };
+
+const ENVELOPE_KEYS = new Set(["kind", "schemaVersion", "course", "createdAt", "updatedAt", "tombstone"]);
+
+function fieldSpecs(kind: Kind): Record<string, FieldSpec<unknown>> {
+  return KIND_FIELDS[kind] as Record<string, FieldSpec<unknown>>;
+}
+
+export function isTextField(kind: Kind, key: string): boolean {
+  return fieldSpecs(kind)[key]?.text === true;
+}
+
+type Root = Record<string, unknown>;
+
+/** The document to start an entity with; only the fields given are written, so that two
+ * independent imports of one entity merge without one's defaults overwriting the other's values. */
+export function initialRoot<K extends Kind>(
+  kind: K,
+  course: DocUrl | null,
+  fields: Partial<Fields<K>>,
+  now: string,
+  external: ExternalIds = {},
+): Root {
+  const specs = fieldSpecs(kind);
+  const root: Root = {
+    kind: new A.ImmutableString(kind),
+    schemaVersion: SCHEMA_VERSIONS[kind],
+    course: course === null ? null : new A.ImmutableString(course),
+    createdAt: new A.ImmutableString(now),
+    updatedAt: new A.ImmutableString(now),
+    external: storeExternal(external),
+    tombstone: null,
+  };
+  for (const [key, value] of Object.entries(fields)) {
+    const spec = specs[key];
+    if (!spec) throw new SchemaError(`${kind} has no field ${key}`);
+    if (value !== undefined) root[key] = spec.store(value);
+  }
+  return root;
+}
+
+function storeExternal(external: ExternalIds): Root {
+  const out: Root = {};
+  for (const [system, id] of Object.entries(external)) if (typeof id === "string") out[system] = new A.ImmutableString(id);
+  return out;
+}
+
+/** Thrown when a document or a change does not fit its kind's schema. */
+export class SchemaError extends Error {
+  readonly code = "ORDO_SCHEMA";
+  constructor(
+    message: string,
+    readonly errors: readonly string[] = [message],
+  ) {
+    super(message);
+    this.name = "SchemaError";
+  }
+}
+
+export type Validation = { ok: true; kind: Kind } | { ok: false; errors: string[] };
+
+/** Checks a document from anywhere (a peer, the disk, a local change) against its kind's schema. */
+export function validateDocument(doc: unknown): Validation {
+  if (doc === null || typeof doc !== "object") return { ok: false, errors: ["not an object"] };
+  const root = doc as Root;
+  const kind = unwrap(root.kind);
+  if (!isKind(kind)) return { ok: false, errors: [`unknown kind ${JSON.stringify(kind)}`] };
+  const errors: string[] = [];
+  const version = root.schemaVersion;
+  if (typeof version !== "number" || !Number.isInteger(version) || version < 1) errors.push("schemaVersion: expected a positive integer");
+  else if (version > SCHEMA_VERSIONS[kind]) errors.push(`schemaVersion: ${version} is newer than this node understands (${SCHEMA_VERSIONS[kind]})`);
+  const course = unwrap(root.course);
+  if (!(course === null || isDocUrl(course))) errors.push("course: expected a document URL or null");
+  for (const key of ["createdAt", "updatedAt"]) {
+    const value = unwrap(root[key]);
+    if (typeof value !== "string" || Number.isNaN(Date.parse(value))) errors.push(`${key}: expected an ISO-8601 time`);
+  }
+  if (root.external !== undefined && !isStringMap(root.external)) errors.push("external: expected a map of ids");
+  if (root.tombstone !== null && root.tombstone !== undefined && typeof unwrap((root.tombstone as Root).at) !== "string") {
+    errors.push("tombstone: expected { at, by }");
+  }
+  for (const [key, spec] of Object.entries(fieldSpecs(kind))) {
+    const problem = spec.check(root[key]);
+    if (problem) errors.push(`${key}: ${problem}`);
+  }
+  for (const key of REQUIRED_FIELDS[kind] as readonly string[]) {
+    if (root[key] === undefined || root[key] === null) errors.push(`${key}: required`);
+  }
+  return errors.length === 0 ? { ok: true, kind } : { ok: false, errors };
+}
+
+function isStringMap(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return false;
+  return Object.values(value).every((v) => typeof unwrap(v) === "string");
+}
+
+function unwrap(value: unknown): unknown {
+  return value instanceof A.ImmutableString ? value.val : value;
+}
+
+/** Reads a validated document into a plain entity, filling defaults for fields nobody set. */
+export function readEntity<K extends Kind>(url: DocUrl, doc: unknown): Entity<K> {
+  const root = doc as Root;
+  const kind = unwrap(root.kind) as K;
+  const entity: Root = {
+    url,
+    kind,
+    schemaVersion: root.schemaVersion,
+    course: unwrap(root.course) ?? null,
+    createdAt: unwrap(root.createdAt),
+    updatedAt: unwrap(root.updatedAt),
+    external: toPlain(root.external ?? {}),
+    tombstone: root.tombstone ? toPlain(root.tombstone) : null,
+  };
+  for (const [key, spec] of Object.entries(fieldSpecs(kind))) entity[key] = spec.read(root[key]);
+  return entity as Entity<K>;
+}
+
+/**
+ * A typed view of an Automerge change proxy: strings read as strings, assigning a text
+ * field diffs it into the existing text (so concurrent edits merge character by
+ * character), and other strings are stored immutable. Envelope fields are read-only.
+ */
+export function draftOf<K extends Kind>(kind: K, proxy: A.Doc<Root>): Draft<K> {
+  const specs = fieldSpecs(kind);
+  return new Proxy(proxy as Root, {
+    get(target, key) {
+      return typeof key === "string" ? unwrap(Reflect.get(target, key)) : undefined;
+    },
+    set(target, key, value) {
+      if (typeof key !== "string") return false;
+      if (ENVELOPE_KEYS.has(key)) throw new SchemaError(`${key} is kept by the store and cannot be set in a change`);
+      const spec = specs[key];
+      if (key === "external") {
+        target.external = storeExternal(value as ExternalIds);
+      } else if (!spec) {
+        throw new SchemaError(`${kind} has no field ${key}`);
+      } else if (spec.text && typeof value === "string") {
+        if (typeof target[key] === "string") A.updateText(proxy, [key], value);
+        else target[key] = value;
+      } else {
+        target[key] = spec.store(value);
+      }
+      return true;
+    },
+    deleteProperty(_target, key) {
+      throw new SchemaError(`fields cannot be deleted (${String(key)}); set them to null or delete the document`);
+    },
+  }) as unknown as Draft<K>;
+}
+
+/** Stamps the envelope after a change. */
+export function touch(proxy: Root, now: string): void {
+  proxy.updatedAt = new A.ImmutableString(now);
+}
+
+export function markDeleted(proxy: Root, tombstone: Tombstone): void {
+  proxy.tombstone = { at: new A.ImmutableString(tombstone.at), by: tombstone.by === null ? null : new A.ImmutableString(tombstone.by) };
+}
+
+/** The concurrent values Automerge holds for each top-level field, where there is more than one. */
+export function fieldConflicts(doc: A.Doc<unknown>): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const key of Object.keys(doc as object).sort()) {
+    const conflicts = A.getConflicts(doc, key);
+    if (!conflicts) continue;
+    const opIds = Object.keys(conflicts).sort();
+    if (opIds.length > 1) out[key] = opIds.map((id) => toPlain(conflicts[id]));
+  }
+  return out;
+}
