@@ -1,4 +1,5 @@
 import * as A from "@automerge/automerge";
+import { OrdoError } from "../../util/errors.js";
 import { isDocUrl, type DocUrl } from "../ids.js";
 import { toPlain, type FieldSpec } from "./fields.js";
 import { isKind, KIND_FIELDS, REQUIRED_FIELDS, SCHEMA_VERSIONS, type Fields, type Kind } from "./kinds.js";
@@ -33,7 +34,7 @@ export type Entity<K extends Kind = Kind> = { url: DocUrl } & Envelope<K> & Fiel
 /** The fields a change function may set; envelope fields are the store's to keep. */
 export type Draft<K extends Kind> = Fields<K> & { external: ExternalIds };
 
-const ENVELOPE_KEYS = new Set(["kind", "schemaVersion", "course", "createdAt", "updatedAt", "tombstone"]);
+const ENVELOPE_KEYS = new Set(["kind", "schemaVersion", "course", "createdAt", "updatedAt", "deletedAt", "deletedBy"]);
 
 function fieldSpecs(kind: Kind): Record<string, FieldSpec<unknown>> {
   return KIND_FIELDS[kind] as Record<string, FieldSpec<unknown>>;
@@ -61,9 +62,8 @@ export function initialRoot<K extends Kind>(
     course: course === null ? null : new A.ImmutableString(course),
     createdAt: new A.ImmutableString(now),
     updatedAt: new A.ImmutableString(now),
-    external: storeExternal(external),
-    tombstone: null,
   };
+  setExternal(root, external);
   for (const [key, value] of Object.entries(fields)) {
     const spec = specs[key];
     if (!spec) throw new SchemaError(`${kind} has no field ${key}`);
@@ -72,20 +72,37 @@ export function initialRoot<K extends Kind>(
   return root;
 }
 
-function storeExternal(external: ExternalIds): Root {
-  const out: Root = {};
-  for (const [system, id] of Object.entries(external)) if (typeof id === "string") out[system] = new A.ImmutableString(id);
+/**
+ * External ids and the tombstone live in top-level scalar keys, never in nested maps: two
+ * peers that create the same entity offline would each create their own nested map, and
+ * Automerge keeps only one of two concurrent maps. Top-level keys merge one by one.
+ * Nobody ever writes `deletedAt: null`, so no concurrent write can undo a deletion.
+ */
+const EXTERNAL_KEYS = { canvas: "canvasId", discourse: "discourseId" } as const;
+
+function setExternal(root: Root, external: ExternalIds): void {
+  for (const [system, key] of Object.entries(EXTERNAL_KEYS)) {
+    const id = external[system as keyof ExternalIds];
+    if (typeof id === "string" && unwrap(root[key]) !== id) root[key] = new A.ImmutableString(id);
+  }
+}
+
+function readExternal(root: Root): ExternalIds {
+  const out: ExternalIds = {};
+  for (const [system, key] of Object.entries(EXTERNAL_KEYS)) {
+    const id = unwrap(root[key]);
+    if (typeof id === "string") out[system as keyof ExternalIds] = id;
+  }
   return out;
 }
 
 /** Thrown when a document or a change does not fit its kind's schema. */
-export class SchemaError extends Error {
-  readonly code = "ORDO_SCHEMA";
+export class SchemaError extends OrdoError {
   constructor(
     message: string,
     readonly errors: readonly string[] = [message],
   ) {
-    super(message);
+    super("ORDO_SCHEMA", message);
     this.name = "SchemaError";
   }
 }
@@ -108,9 +125,9 @@ export function validateDocument(doc: unknown): Validation {
     const value = unwrap(root[key]);
     if (typeof value !== "string" || Number.isNaN(Date.parse(value))) errors.push(`${key}: expected an ISO-8601 time`);
   }
-  if (root.external !== undefined && !isStringMap(root.external)) errors.push("external: expected a map of ids");
-  if (root.tombstone !== null && root.tombstone !== undefined && typeof unwrap((root.tombstone as Root).at) !== "string") {
-    errors.push("tombstone: expected { at, by }");
+  for (const key of [...Object.values(EXTERNAL_KEYS), "deletedAt", "deletedBy"]) {
+    const value = unwrap(root[key]);
+    if (value !== undefined && value !== null && typeof value !== "string") errors.push(`${key}: expected a string`);
   }
   for (const [key, spec] of Object.entries(fieldSpecs(kind))) {
     const problem = spec.check(root[key]);
@@ -120,11 +137,6 @@ export function validateDocument(doc: unknown): Validation {
     if (root[key] === undefined || root[key] === null) errors.push(`${key}: required`);
   }
   return errors.length === 0 ? { ok: true, kind } : { ok: false, errors };
-}
-
-function isStringMap(value: unknown): boolean {
-  if (value === null || typeof value !== "object") return false;
-  return Object.values(value).every((v) => typeof unwrap(v) === "string");
 }
 
 function unwrap(value: unknown): unknown {
@@ -142,11 +154,18 @@ export function readEntity<K extends Kind>(url: DocUrl, doc: unknown): Entity<K>
     course: unwrap(root.course) ?? null,
     createdAt: unwrap(root.createdAt),
     updatedAt: unwrap(root.updatedAt),
-    external: toPlain(root.external ?? {}),
-    tombstone: root.tombstone ? toPlain(root.tombstone) : null,
+    external: readExternal(root),
+    tombstone: readTombstone(root),
   };
   for (const [key, spec] of Object.entries(fieldSpecs(kind))) entity[key] = spec.read(root[key]);
   return entity as Entity<K>;
+}
+
+export function readTombstone(root: Root): Tombstone | null {
+  const at = unwrap(root.deletedAt);
+  if (typeof at !== "string") return null;
+  const by = unwrap(root.deletedBy);
+  return { at, by: typeof by === "string" ? (by as DocUrl) : null };
 }
 
 /**
@@ -158,6 +177,7 @@ export function draftOf<K extends Kind>(kind: K, proxy: A.Doc<Root>): Draft<K> {
   const specs = fieldSpecs(kind);
   return new Proxy(proxy as Root, {
     get(target, key) {
+      if (key === "external") return readExternal(target);
       return typeof key === "string" ? unwrap(Reflect.get(target, key)) : undefined;
     },
     set(target, key, value) {
@@ -165,7 +185,7 @@ export function draftOf<K extends Kind>(kind: K, proxy: A.Doc<Root>): Draft<K> {
       if (ENVELOPE_KEYS.has(key)) throw new SchemaError(`${key} is kept by the store and cannot be set in a change`);
       const spec = specs[key];
       if (key === "external") {
-        target.external = storeExternal(value as ExternalIds);
+        setExternal(target, value as ExternalIds);
       } else if (!spec) {
         throw new SchemaError(`${kind} has no field ${key}`);
       } else if (spec.text && typeof value === "string") {
@@ -188,10 +208,12 @@ export function touch(proxy: Root, now: string): void {
 }
 
 export function markDeleted(proxy: Root, tombstone: Tombstone): void {
-  proxy.tombstone = { at: new A.ImmutableString(tombstone.at), by: tombstone.by === null ? null : new A.ImmutableString(tombstone.by) };
+  proxy.deletedAt = new A.ImmutableString(tombstone.at);
+  if (tombstone.by !== null) proxy.deletedBy = new A.ImmutableString(tombstone.by);
 }
 
-/** The concurrent values Automerge holds for each top-level field, where there is more than one. */
+/** The concurrent values Automerge holds for each top-level field, where there is more than one.
+ * Keys are Automerge's op ids, sorted, so every peer lists them in the same order. */
 export function fieldConflicts(doc: A.Doc<unknown>): Record<string, unknown[]> {
   const out: Record<string, unknown[]> = {};
   for (const key of Object.keys(doc as object).sort()) {

@@ -1,0 +1,86 @@
+import * as A from "@automerge/automerge";
+import { hashedDocUrl, isDocUrl, type DocUrl, type DocumentId } from "./ids.js";
+import type { Audience } from "./schema/audience.js";
+
+/**
+ * A course's catalog: the documents of a course by kind, itself replicated as Automerge
+ * documents (automerge-repo cannot list documents, so peers learn what exists from this).
+ *
+ * It is split into partitions by audience (see `Audience`): one for the whole course, one
+ * for staff, one per student. Each partition has a URL derived from (course, audience), so a
+ * peer finds its partitions without a root document that would name everyone's.
+ *
+ * Entries are top-level scalar keys, never a nested map: two peers that start the same
+ * partition offline each create their own nested map, and Automerge would keep only one of
+ * them. Top-level keys of the root object merge key by key. `e:<id>` holds the kind;
+ * `x:<id>` is set (only ever to true) once the document is deleted, so no concurrent write
+ * can undo a deletion.
+ */
+export const CATALOG_KIND = "catalog";
+
+const ENTRY = "e:";
+const DELETED = "x:";
+
+export interface CatalogEntry {
+  id: DocumentId;
+  kind: string;
+  deleted: boolean;
+}
+
+export function catalogUrl(course: DocUrl, audience: Audience): DocUrl {
+  return hashedDocUrl("catalog", course, audience);
+}
+
+/** One pending edit of a partition: record a document, or drop it (it moved to another partition). */
+export type CatalogEdit =
+  | { op: "put"; id: DocumentId; kind: string; deleted: boolean }
+  | { op: "drop"; id: DocumentId };
+
+export function initialCatalog(course: DocUrl, audience: Audience): Record<string, unknown> {
+  return {
+    kind: new A.ImmutableString(CATALOG_KIND),
+    schemaVersion: 1,
+    course: new A.ImmutableString(course),
+    audience: new A.ImmutableString(audience),
+  };
+}
+
+/** Applies edits inside a change; writes nothing where the entry already says the same, so re-imports stay quiet. */
+export function applyCatalogEdits(draft: Record<string, unknown>, edits: readonly CatalogEdit[]): void {
+  for (const edit of edits) {
+    const entryKey = ENTRY + edit.id;
+    if (edit.op === "drop") {
+      if (entryKey in draft) delete draft[entryKey];
+      continue;
+    }
+    if (!(entryKey in draft)) draft[entryKey] = new A.ImmutableString(edit.kind);
+    if (edit.deleted && draft[DELETED + edit.id] !== true) draft[DELETED + edit.id] = true;
+  }
+}
+
+/** A partition's entries in id order, skipping anything malformed a peer may have written. */
+export function readCatalogEntries(doc: unknown): CatalogEntry[] {
+  const root = doc as Record<string, unknown>;
+  const out: CatalogEntry[] = [];
+  for (const key of Object.keys(root).sort()) {
+    if (!key.startsWith(ENTRY)) continue;
+    const id = key.slice(ENTRY.length);
+    const raw = root[key];
+    const kind = raw instanceof A.ImmutableString ? raw.val : raw;
+    if (typeof kind !== "string" || !isDocUrl(`automerge:${id}`)) continue;
+    out.push({ id: id as DocumentId, kind, deleted: root[DELETED + id] === true });
+  }
+  return out;
+}
+
+export function validateCatalog(doc: unknown): string[] {
+  const root = doc as Record<string, unknown>;
+  const course = root.course instanceof A.ImmutableString ? root.course.val : root.course;
+  return isDocUrl(course) ? [] : ["course: expected a document URL"];
+}
+
+export function catalogInfo(doc: unknown): { course: DocUrl; audience: string } {
+  const root = doc as Record<string, unknown>;
+  const text = (v: unknown) => String(v instanceof A.ImmutableString ? v.val : v);
+  return { course: text(root.course) as DocUrl, audience: text(root.audience) };
+}

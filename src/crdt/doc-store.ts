@@ -1,0 +1,508 @@
+import { EventEmitter } from "node:events";
+import * as A from "@automerge/automerge";
+import type { StorageKey } from "@automerge/automerge-repo/slim";
+import { isoNow, systemClock, type Clock } from "../util/clock.js";
+import { OrdoError } from "../util/errors.js";
+import { silentLogger, type Logger } from "../util/logger.js";
+import {
+  applyCatalogEdits,
+  CATALOG_KIND,
+  catalogInfo,
+  catalogUrl,
+  initialCatalog,
+  readCatalogEntries,
+  validateCatalog,
+  type CatalogEdit,
+} from "./catalog.js";
+import { DocCache, type LiveDoc } from "./doc-cache.js";
+import { headsKey, incrementalKey, loadFromChunks, shouldCompact, snapshotKey } from "./doc-chunks.js";
+import type { DocRecord, DocStorage, RecordQuery, StorageBatch } from "./doc-storage.js";
+import { docUrlOf, documentIdOf, externalDocUrl, newDocUrl, type DocUrl, type DocumentId, type ExternalIdentity } from "./ids.js";
+import { placementOf, type Audience } from "./schema/audience.js";
+import {
+  draftOf,
+  fieldConflicts,
+  initialRoot,
+  markDeleted,
+  readEntity,
+  readTombstone,
+  SchemaError,
+  touch,
+  validateDocument,
+  type Draft,
+  type Entity,
+  type ExternalIds,
+} from "./schema/document.js";
+import { isKind, REQUIRED_FIELDS, type Fields, type Kind } from "./schema/kinds.js";
+import type { DocSnapshot } from "./snapshot.js";
+
+/** Enough live documents for a class's working set; a node with 50,000 on disk keeps only these in RAM. */
+export const DEFAULT_CACHE_SIZE = 2_000;
+
+export interface DocStoreOptions {
+  storage: DocStorage;
+  /** How many documents stay in memory at most. */
+  cacheSize?: number;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** A document changed, here or on a peer, and the change is committed to storage. */
+export interface DocChange {
+  url: DocUrl;
+  kind: string;
+  heads: string;
+  origin: "local" | "remote";
+  deleted: boolean;
+}
+
+export interface DocStoreEvents {
+  "doc-changed": [DocChange];
+  /** A document from a peer failed validation: it is kept, quarantined and never projected. */
+  "doc-invalid": [{ url: DocUrl; errors: string[] }];
+}
+
+/** What a new entity is made of: its fields, its course (except users and courses) and its ids elsewhere. */
+export type CreateInput<K extends Kind> = Partial<Fields<K>> & { course?: DocUrl | null; external?: ExternalIds };
+
+export interface WriteOptions {
+  /** Resolve only once the change would survive a power loss (an fsync), not just a crash. */
+  durable?: boolean;
+}
+
+export interface CreateOptions extends WriteOptions {
+  /** Import identity: the same entity of the same system gets the same document on every peer. */
+  identity?: ExternalIdentity;
+}
+
+export type ReceiveResult = { status: "unchanged" | "applied" | "quarantined"; heads: string };
+
+/**
+ * Every document of a node: typed create, change, find, list and delete over Automerge,
+ * persisted through a `DocStorage`, with a bounded set of documents in memory.
+ *
+ * Writes are grouped: all documents changed in one tick are committed in one transaction,
+ * each with its index record, and every write's promise resolves once that commit is done.
+ */
+export class DocStore extends EventEmitter<DocStoreEvents> {
+  readonly #storage: DocStorage;
+  readonly #cache: DocCache;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #loading = new Map<DocumentId, Promise<LiveDoc | undefined>>();
+  readonly #records = new Map<DocumentId, DocRecord>();
+  #pending: { save: Array<{ key: StorageKey; data: Uint8Array }>; remove: StorageKey[]; records: Map<DocumentId, DocRecord> } = emptyBatch();
+  #catalogEdits = new Map<DocUrl, PartitionEdits>();
+  /** Changes to announce once the flush that carries them has committed. */
+  #committedEvents: DocChange[] = [];
+  /** A flush not started yet: it will carry every write queued before it starts. */
+  #scheduled: Promise<void> | null = null;
+  #running: Promise<void> | null = null;
+  /** The batch being committed right now, so a load meanwhile still sees its chunks. */
+  #inFlight: ReturnType<typeof emptyBatch> | null = null;
+  #closed = false;
+
+  constructor(options: DocStoreOptions) {
+    super();
+    this.#storage = options.storage;
+    this.#cache = new DocCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /** Documents in memory right now (bounded by `cacheSize`). */
+  get liveCount(): number {
+    return this.#cache.size;
+  }
+
+  // ---- typed API -------------------------------------------------------------------------
+
+  /**
+   * Creates an entity.
+   * @example
+   * const course = await store.create("course", { name: "Biology 101" });
+   * const lab = await store.create("assignment", { course: course.url, title: "Lab 1", pointsPossible: 10 });
+   */
+  async create<K extends Kind>(kind: K, input: CreateInput<K>, options: CreateOptions = {}): Promise<Entity<K>> {
+    this.#assertOpen();
+    const url = options.identity ? externalDocUrl(kind, options.identity) : newDocUrl();
+    const id = documentIdOf(url);
+    if (await this.#live(id)) throw new OrdoError("ORDO_EXISTS", `${url} already exists`);
+    const { course = null, external = {}, ...fields } = input;
+    const ownCourse = kind === "course" ? url : course;
+    if (kind !== "course" && kind !== "user" && ownCourse === null) throw new SchemaError(`a ${kind} needs a course`);
+    for (const key of REQUIRED_FIELDS[kind] as readonly string[]) {
+      if ((fields as Record<string, unknown>)[key] == null) throw new SchemaError(`a ${kind} needs ${key}`);
+    }
+    const now = isoNow(this.#clock);
+    const root = initialRoot(kind, ownCourse, fields as Partial<Fields<K>>, now, external);
+    const doc = A.from(root);
+    const verdict = validateDocument(doc);
+    if (!verdict.ok) {
+      A.free(doc);
+      throw new SchemaError(`invalid ${kind}: ${verdict.errors.join("; ")}`, verdict.errors);
+    }
+    await this.#commitDoc(id, undefined, doc, "local", options);
+    return readEntity<K>(url, doc);
+  }
+
+  /**
+   * Changes an entity with a typed change function. Assigning a text field (a page body, a
+   * post message) diffs it into the text, so concurrent edits merge character by character.
+   * A change that breaks the schema throws and leaves the document as it was.
+   */
+  async change<K extends Kind>(url: DocUrl, fn: (draft: Draft<K>) => void, options: WriteOptions = {}): Promise<Entity<K>> {
+    this.#assertOpen();
+    const id = documentIdOf(url);
+    const live = await this.#requireEntity(id, url);
+    const kind = kindOf(live.doc) as K;
+    if (readTombstone(live.doc as Record<string, unknown>)) throw new OrdoError("ORDO_DELETED", `${url} was deleted`);
+    const now = isoNow(this.#clock);
+    const next = A.change(live.doc as A.Doc<Record<string, unknown>>, (proxy) => {
+      fn(draftOf(kind, proxy));
+      touch(proxy, now);
+      const verdict = validateDocument(proxy);
+      // Throwing inside the change makes Automerge roll it back.
+      if (!verdict.ok) throw new SchemaError(`invalid ${kind}: ${verdict.errors.join("; ")}`, verdict.errors);
+    });
+    await this.#commitDoc(id, live, next, "local", options);
+    return readEntity<K>(url, next);
+  }
+
+  /** The entity at `url`, or undefined if there is none, it is deleted, or it is quarantined. */
+  async find<K extends Kind>(url: DocUrl, options: { includeDeleted?: boolean } = {}): Promise<Entity<K> | undefined> {
+    this.#assertOpen();
+    const id = documentIdOf(url);
+    const record = await this.#record(id);
+    if (!record || record.status !== "ok" || !isKind(record.kind)) return undefined;
+    if (record.deleted && !options.includeDeleted) return undefined;
+    const live = await this.#live(id);
+    return live ? readEntity<K>(url, live.doc) : undefined;
+  }
+
+  /** The URLs of a course's documents of one kind (or all kinds), from the catalog partitions this node holds. */
+  async urls(course: DocUrl, kind?: Kind): Promise<DocUrl[]> {
+    const seen = new Set<DocumentId>();
+    for (const partition of await this.#storage.records({ course, kind: CATALOG_KIND })) {
+      const live = await this.#live(partition.id);
+      if (!live) continue;
+      for (const entry of readCatalogEntries(live.doc)) {
+        if (!entry.deleted && (kind === undefined || entry.kind === kind)) seen.add(entry.id);
+      }
+    }
+    return [...seen].sort().map(docUrlOf);
+  }
+
+  /** A course's entities of one kind, in document order. Loads each one: use `urls` for large lists. */
+  async list<K extends Kind>(course: DocUrl, kind: K): Promise<Array<Entity<K>>> {
+    const out: Array<Entity<K>> = [];
+    for (const url of await this.urls(course, kind)) {
+      const entity = await this.find<K>(url);
+      if (entity) out.push(entity);
+    }
+    return out;
+  }
+
+  /** Deletes an entity with a tombstone that replicates: it never comes back when an old peer reconnects. */
+  async delete(url: DocUrl, options: WriteOptions & { by?: DocUrl } = {}): Promise<void> {
+    this.#assertOpen();
+    const id = documentIdOf(url);
+    const live = await this.#requireEntity(id, url);
+    if (readTombstone(live.doc as Record<string, unknown>)) return;
+    const now = isoNow(this.#clock);
+    const next = A.change(live.doc as A.Doc<Record<string, unknown>>, (proxy) => {
+      markDeleted(proxy, { at: now, by: options.by ?? null });
+      touch(proxy, now);
+    });
+    await this.#commitDoc(id, live, next, "local", options);
+  }
+
+  /** The document as the projection sees it: plain values, heads and field conflicts. */
+  async snapshot(url: DocUrl): Promise<DocSnapshot | undefined> {
+    const id = documentIdOf(url);
+    const record = await this.#record(id);
+    if (!record || record.status !== "ok" || !isKind(record.kind)) return undefined;
+    const live = await this.#live(id);
+    if (!live) return undefined;
+    return { url, kind: record.kind, heads: headsKey(live.doc), entity: readEntity(url, live.doc), conflicts: fieldConflicts(live.doc) };
+  }
+
+  /** Index records of the stored documents (no document is loaded). */
+  async records(query: RecordQuery = {}): Promise<DocRecord[]> {
+    await this.flush();
+    return this.#storage.records(query);
+  }
+
+  // ---- replication -----------------------------------------------------------------------
+
+  /** The whole document, saved, for a peer that does not have it. */
+  async export(url: DocUrl): Promise<Uint8Array | undefined> {
+    const live = await this.#live(documentIdOf(url));
+    return live ? A.save(live.doc) : undefined;
+  }
+
+  /** Changes of a document since the given heads (all of it when none are given), for a peer. */
+  async changesSince(url: DocUrl, heads: A.Heads = []): Promise<Uint8Array | undefined> {
+    const live = await this.#live(documentIdOf(url));
+    return live ? A.saveSince(live.doc, heads) : undefined;
+  }
+
+  /**
+   * Merges a peer's changes (a saved document or saved changes). Whatever arrives is kept;
+   * a document that no longer fits its schema is quarantined (reported, never projected).
+   * Bytes Automerge cannot read are refused with an error and change nothing.
+   */
+  async receive(url: DocUrl, data: Uint8Array): Promise<ReceiveResult> {
+    this.#assertOpen();
+    const id = documentIdOf(url);
+    const live = await this.#live(id);
+    const base = live?.doc ?? A.init();
+    const before = headsKey(base);
+    let next: A.Doc<unknown>;
+    try {
+      next = A.loadIncremental(base, data);
+    } catch (cause) {
+      // The failed load may have left the live copy half-updated: drop it, storage has every committed change.
+      if (live) this.#cache.delete(id);
+      else A.free(base);
+      throw new OrdoError("ORDO_BAD_CHANGES", `changes for ${url} could not be read`, { cause });
+    }
+    if (headsKey(next) === before) {
+      if (!live) A.free(next);
+      return { status: "unchanged", heads: before };
+    }
+    const record = await this.#commitDoc(id, live, next, "remote", {});
+    return { status: record.status === "ok" ? "applied" : "quarantined", heads: record.heads };
+  }
+
+  // ---- durability ------------------------------------------------------------------------
+
+  /** Resolves once every write so far is committed (survives a crash of this process). */
+  async flush(): Promise<void> {
+    for (let next = this.#scheduled ?? this.#running; next; next = this.#scheduled ?? this.#running) await next;
+  }
+
+  /** Resolves once every write so far survives a power loss: committed and synced to disk. */
+  async durable(): Promise<void> {
+    await this.flush();
+    await this.#storage.sync();
+  }
+
+  /** Writes what is pending and releases every document. The storage is the caller's to close. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.flush();
+    } finally {
+      this.#closed = true;
+      this.#cache.clear();
+    }
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  #assertOpen(): void {
+    if (this.#closed) throw new OrdoError("ORDO_CLOSED", "the document store is closed");
+  }
+
+  async #record(id: DocumentId): Promise<DocRecord | undefined> {
+    return this.#pending.records.get(id) ?? this.#records.get(id) ?? (await this.#storage.record(id));
+  }
+
+  async #requireEntity(id: DocumentId, url: DocUrl): Promise<LiveDoc> {
+    const record = await this.#record(id);
+    const live = record && isKind(record.kind) && record.status === "ok" ? await this.#live(id) : undefined;
+    if (!live) throw new OrdoError("ORDO_NOT_FOUND", `no document ${url}`);
+    return live;
+  }
+
+  /** The live document, loading it from storage once even when many callers ask at the same time. */
+  async #live(id: DocumentId): Promise<LiveDoc | undefined> {
+    const cached = this.#cache.get(id);
+    if (cached) return cached;
+    let loading = this.#loading.get(id);
+    if (!loading) {
+      loading = this.#load(id).finally(() => this.#loading.delete(id));
+      this.#loading.set(id, loading);
+    }
+    await loading;
+    // Another caller may have changed it meanwhile: the cache holds the newest.
+    return this.#cache.get(id);
+  }
+
+  async #load(id: DocumentId): Promise<LiveDoc | undefined> {
+    // Chunks not yet committed count too: the document may have been evicted before its flush.
+    const queued = [this.#inFlight, this.#pending].filter((b) => b !== null);
+    const removed = new Set(queued.flatMap((b) => b.remove.map((key) => key.join("/"))));
+    const stored = (await this.#storage.loadRange([id])).filter((chunk) => !removed.has(chunk.key.join("/")));
+    const chunks = [...stored, ...queued.flatMap((b) => b.save.filter((chunk) => chunk.key[0] === id))];
+    const loaded = loadFromChunks(chunks);
+    if (!loaded) return undefined;
+    if (loaded.unreadable.length > 0) {
+      this.#logger.warn({ doc: id, chunks: loaded.unreadable.length }, "chunks could not be read; the document keeps them and is not compacted");
+    }
+    if (!this.#cache.peek(id)) this.#cache.set(id, loaded.live);
+    else A.free(loaded.live.doc);
+    return loaded.live;
+  }
+
+  /**
+   * Saves the difference between `live` (undefined for a new document) and `next`, updates
+   * the index record and the catalog, and emits `doc-changed` once committed.
+   */
+  async #commitDoc(id: DocumentId, live: LiveDoc | undefined, next: A.Doc<unknown>, origin: DocChange["origin"], options: WriteOptions): Promise<DocRecord> {
+    const previous = await this.#record(id);
+    const entry = this.#persist(id, live, next);
+    this.#cache.set(id, entry);
+    const record = this.#describe(id, next, previous);
+    this.#pending.records.set(id, record);
+    if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous);
+    await this.#scheduleFlush();
+    if (options.durable) await this.#storage.sync();
+    const url = docUrlOf(id);
+    if (record.status === "invalid") {
+      this.emit("doc-invalid", { url, errors: (record.problem ?? "").split("; ") });
+    }
+    this.emit("doc-changed", { url, kind: record.kind, heads: record.heads, origin, deleted: record.deleted });
+    return record;
+  }
+
+  /** Queues the chunk writes for a new state; compacts into one snapshot when incrementals pile up. */
+  #persist(id: DocumentId, live: LiveDoc | undefined, next: A.Doc<unknown>): LiveDoc {
+    if (!live || live.chunkKeys.length === 0 || (shouldCompact(live) && !live.degraded)) {
+      const data = A.save(next);
+      const key = snapshotKey(id, A.getHeads(next));
+      this.#pending.save.push({ key, data });
+      for (const old of live?.chunkKeys ?? []) if (old.join("/") !== key.join("/")) this.#pending.remove.push(old);
+      return { doc: next, chunkKeys: [key], snapshotBytes: data.byteLength, incrementalBytes: 0, degraded: live?.degraded ?? false };
+    }
+    const data = A.saveSince(next, A.getHeads(live.doc));
+    const key = incrementalKey(id, data);
+    this.#pending.save.push({ key, data });
+    return { ...live, doc: next, chunkKeys: [...live.chunkKeys, key], incrementalBytes: live.incrementalBytes + data.byteLength };
+  }
+
+  #describe(id: DocumentId, doc: A.Doc<unknown>, previous: DocRecord | undefined): DocRecord {
+    const url = docUrlOf(id);
+    const root = doc as Record<string, unknown>;
+    const heads = headsKey(doc);
+    const updatedAt = isoNow(this.#clock);
+    if (kindOf(doc) === CATALOG_KIND) {
+      const errors = validateCatalog(doc);
+      const info = errors.length === 0 ? catalogInfo(doc) : { course: null, audience: "staff" };
+      return { id, kind: CATALOG_KIND, course: info.course, audience: info.audience, owner: null, heads, deleted: false, status: errors.length ? "invalid" : "ok", problem: errors.join("; ") || null, updatedAt };
+    }
+    const verdict = validateDocument(doc);
+    if (!verdict.ok) {
+      return { id, kind: String(kindOf(doc) ?? previous?.kind ?? "unknown"), course: previous?.course ?? null, audience: previous?.audience ?? "staff", owner: previous?.owner ?? null, heads, deleted: previous?.deleted ?? false, status: "invalid", problem: verdict.errors.join("; "), updatedAt };
+    }
+    const entity = readEntity(url, doc);
+    const placement = placementOf(entity);
+    return { id, kind: verdict.kind, course: entity.course, audience: placement.audience, owner: placement.owner, heads, deleted: readTombstone(root) !== null, status: "ok", problem: null, updatedAt };
+  }
+
+  /** Records a document in its course's catalog partition, moving it when its audience changed. */
+  #placeInCatalog(id: DocumentId, record: DocRecord, previous: DocRecord | undefined): void {
+    const put: CatalogEdit = { op: "put", id, kind: record.kind, deleted: record.deleted };
+    if (record.kind === "enrollment") void this.#placeUserOf(id);
+    if (record.course === null) return;
+    const audience = record.audience as Audience;
+    this.#editCatalog(record.course, audience, put);
+    if (previous && previous.status === "ok" && previous.course === record.course && previous.audience !== record.audience) {
+      this.#editCatalog(record.course, previous.audience as Audience, { op: "drop", id });
+    }
+  }
+
+  /** Users belong to no one course: an enrollment lists its user in the course partition. */
+  async #placeUserOf(enrollmentId: DocumentId): Promise<void> {
+    const live = this.#cache.peek(enrollmentId);
+    if (!live) return;
+    const entity = readEntity<"enrollment">(docUrlOf(enrollmentId), live.doc);
+    if (entity.user && entity.course) {
+      this.#editCatalog(entity.course, "course", { op: "put", id: documentIdOf(entity.user), kind: "user", deleted: false });
+    }
+  }
+
+  #editCatalog(course: DocUrl, audience: Audience, edit: CatalogEdit): void {
+    const partition = catalogUrl(course, audience);
+    const pending = this.#catalogEdits.get(partition) ?? { course, audience, edits: [] };
+    pending.edits.push(edit);
+    this.#catalogEdits.set(partition, pending);
+  }
+
+  /** Group commit: every write of this tick lands in the same transaction. */
+  #scheduleFlush(): Promise<void> {
+    this.#scheduled ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.#scheduled = null;
+        const run = (this.#running ?? Promise.resolve()).catch(() => undefined).then(() => this.#flushNow());
+        this.#running = run;
+        run.then(resolve, reject).finally(() => {
+          if (this.#running === run) this.#running = null;
+        });
+      });
+    });
+    return this.#scheduled;
+  }
+
+  async #flushNow(): Promise<void> {
+    await this.#applyCatalogEdits();
+    const batch = this.#pending;
+    if (batch.save.length === 0 && batch.remove.length === 0 && batch.records.size === 0) return;
+    this.#pending = emptyBatch();
+    const storageBatch: StorageBatch = { save: batch.save, remove: batch.remove, records: [...batch.records.values()] };
+    this.#inFlight = batch;
+    try {
+      await this.#storage.commit(storageBatch);
+    } catch (error) {
+      // Keep the writes: they are retried with the next flush, so a failed disk loses nothing.
+      this.#pending.save.unshift(...batch.save);
+      this.#pending.remove.unshift(...batch.remove);
+      for (const [id, record] of batch.records) if (!this.#pending.records.has(id)) this.#pending.records.set(id, record);
+      throw new OrdoError("ORDO_STORAGE", "could not write documents to storage", { cause: error });
+    } finally {
+      this.#inFlight = null;
+    }
+    for (const [id, record] of batch.records) this.#records.set(id, record);
+    const events = this.#committedEvents;
+    this.#committedEvents = [];
+    for (const event of events) this.emit("doc-changed", event);
+    // The in-memory record cache only bridges to the storage index; keep it as bounded as the documents.
+    if (this.#records.size > this.#cache.capacity) this.#records.clear();
+  }
+
+  /** Applies the catalog edits gathered during this tick: one change per partition, however many documents moved. */
+  async #applyCatalogEdits(): Promise<void> {
+    const edits = this.#catalogEdits;
+    this.#catalogEdits = new Map();
+    for (const [partition, { course, audience, edits: list }] of edits) {
+      const id = documentIdOf(partition);
+      const live = await this.#live(id);
+      const base = live?.doc ?? A.from(initialCatalog(course, audience));
+      const before = live ? headsKey(live.doc) : "";
+      const next = A.change(base as A.Doc<Record<string, unknown>>, (draft) => applyCatalogEdits(draft, list));
+      if (headsKey(next) === before) continue;
+      const previous = await this.#record(id);
+      this.#cache.set(id, this.#persist(id, live, next));
+      const record = this.#describe(id, next, previous);
+      this.#pending.records.set(id, record);
+      this.#committedEvents.push({ url: partition, kind: CATALOG_KIND, heads: record.heads, origin: "local", deleted: false });
+    }
+  }
+}
+
+interface PartitionEdits {
+  course: DocUrl;
+  audience: Audience;
+  edits: CatalogEdit[];
+}
+
+function emptyBatch() {
+  return { save: [] as Array<{ key: StorageKey; data: Uint8Array }>, remove: [] as StorageKey[], records: new Map<DocumentId, DocRecord>() };
+}
+
+function kindOf(doc: A.Doc<unknown>): string | undefined {
+  const kind = (doc as Record<string, unknown>).kind;
+  const value = kind instanceof A.ImmutableString ? kind.val : kind;
+  return typeof value === "string" ? value : undefined;
+}
