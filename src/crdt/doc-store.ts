@@ -268,7 +268,9 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       throw new OrdoError("ORDO_BAD_CHANGES", `changes for ${url} could not be read`, { cause });
     }
     if (headsKey(next) === before) {
-      if (!live) A.free(next);
+      // loadIncremental retires its input even when nothing was new: keep the returned copy.
+      if (live) this.#cache.set(id, { ...live, doc: next });
+      else A.free(next);
       return { status: "unchanged", heads: before };
     }
     const record = await this.#commitDoc(id, live, next, "remote", {});

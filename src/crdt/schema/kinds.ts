@@ -91,7 +91,8 @@ export const KIND_FIELDS = {
     assignment: field.docUrl(),
     student: field.docUrl(),
     body: field.text(),
-    url: field.nullableString(),
+    /** A submitted link (Canvas `online_url`). Not `url`: that names the document itself. */
+    link: field.nullableString(),
     attempt: field.number(),
     submittedAt: field.time(),
     state: field.oneOf(SUBMISSION_STATES, "unsubmitted"),

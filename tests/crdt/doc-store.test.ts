@@ -1,0 +1,260 @@
+import * as A from "@automerge/automerge";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { catalogUrl, readCatalogEntries } from "../../src/crdt/catalog.js";
+import { DocStore, type DocChange } from "../../src/crdt/doc-store.js";
+import { documentIdOf, externalDocUrl, newDocUrl } from "../../src/crdt/ids.js";
+import { studentAudience } from "../../src/crdt/schema/audience.js";
+import { openSqliteStorage } from "../../src/crdt/sqlite-storage-adapter.js";
+import { syncStores } from "../../src/testing/sync-stores.js";
+import { makeTempDir } from "../../src/testing/temp-dir.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A store over a real SQLite file in a fresh directory. */
+function openStore(options: { cacheSize?: number; dir?: string } = {}) {
+  const temp = options.dir ? undefined : makeTempDir();
+  const dir = options.dir ?? temp!.dir;
+  const storage = openSqliteStorage({ path: join(dir, "store.sqlite") });
+  const store = new DocStore({ storage, cacheSize: options.cacheSize });
+  cleanups.push(async () => {
+    await store.close();
+    await storage.close();
+    temp?.remove();
+  });
+  return { store, storage, dir };
+}
+
+async function seedCourse(store: DocStore) {
+  const course = await store.create("course", { name: "Biology 101", courseCode: "BIO-101" });
+  return course;
+}
+
+describe("typed document API", () => {
+  it("creates, changes, finds, lists and deletes entities", async () => {
+    const { store } = openStore();
+    const course = await seedCourse(store);
+    const lab = await store.create("assignment", { course: course.url, title: "Lab 1", pointsPossible: 10, published: true });
+    expect(lab.kind).toBe("assignment");
+    expect(lab.course).toBe(course.url);
+
+    const changed = await store.change<"assignment">(lab.url, (draft) => {
+      draft.title = "Lab 1: cells";
+      draft.description = "Draw a cell.";
+    });
+    expect(changed.title).toBe("Lab 1: cells");
+    expect((await store.find<"assignment">(lab.url))?.description).toBe("Draw a cell.");
+    expect((await store.list(course.url, "assignment")).map((a) => a.title)).toEqual(["Lab 1: cells"]);
+
+    await store.delete(lab.url);
+    expect(await store.find(lab.url)).toBeUndefined();
+    expect((await store.find(lab.url, { includeDeleted: true }))?.tombstone).not.toBeNull();
+    expect(await store.urls(course.url, "assignment")).toEqual([]);
+  });
+
+  it("refuses a change that breaks the schema and keeps the document as it was", async () => {
+    const { store } = openStore();
+    const course = await seedCourse(store);
+    const lab = await store.create("assignment", { course: course.url, title: "Lab 1" });
+    await expect(
+      store.change<"assignment">(lab.url, (draft) => {
+        (draft as unknown as Record<string, unknown>).pointsPossible = "ten";
+      }),
+    ).rejects.toMatchObject({ code: "ORDO_SCHEMA" });
+    await expect(store.change(lab.url, (draft) => ((draft as unknown as Record<string, unknown>).nope = 1))).rejects.toMatchObject({ code: "ORDO_SCHEMA" });
+    expect((await store.find<"assignment">(lab.url))?.pointsPossible).toBeNull();
+    await expect(store.create("submission", { course: course.url })).rejects.toMatchObject({ code: "ORDO_SCHEMA" });
+  });
+
+  it("emits doc-changed after each committed local change", async () => {
+    const { store, storage } = openStore();
+    const events: DocChange[] = [];
+    store.on("doc-changed", (event) => events.push(event));
+    const course = await seedCourse(store);
+    const page = await store.create("page", { course: course.url, slug: "welcome", title: "Welcome" });
+    const pageEvents = events.filter((e) => e.url === page.url);
+    expect(pageEvents).toHaveLength(1);
+    expect(pageEvents[0]).toMatchObject({ kind: "page", origin: "local", deleted: false });
+    expect((await storage.record(documentIdOf(page.url)))?.heads).toBe(pageEvents[0]?.heads);
+  });
+
+  it("keeps everything after the store is reopened", async () => {
+    const first = openStore();
+    const course = await seedCourse(first.store);
+    const page = await first.store.create("page", { course: course.url, title: "Syllabus", body: "Week 1" });
+    for (let week = 2; week <= 40; week++) {
+      await first.store.change<"page">(page.url, (draft) => (draft.body = `${draft.body}\nWeek ${week}`));
+    }
+    await first.store.close();
+    await first.storage.close();
+
+    const storage = openSqliteStorage({ path: join(first.dir, "store.sqlite") });
+    const reopened = new DocStore({ storage });
+    cleanups.push(async () => {
+      await reopened.close();
+      await storage.close();
+    });
+    const body = (await reopened.find<"page">(page.url))?.body ?? "";
+    expect(body.split("\n")).toHaveLength(40);
+    // Compaction ran along the way: far fewer chunks than changes.
+    expect((await storage.loadRange([documentIdOf(page.url)])).length).toBeLessThan(20);
+  });
+});
+
+describe("merging between peers", () => {
+  it("merges concurrent edits of one text character by character", async () => {
+    const a = openStore().store;
+    const b = openStore().store;
+    const course = await seedCourse(a);
+    const page = await a.create("page", { course: course.url, title: "Notes", body: "The cell is the unit of life." });
+    await syncStores(a, b);
+
+    await a.change<"page">(page.url, (d) => (d.body = "The cell is the basic unit of life."));
+    await b.change<"page">(page.url, (d) => (d.body = "The cell is the unit of all life."));
+    await syncStores(a, b);
+
+    const expected = "The cell is the basic unit of all life.";
+    expect((await a.find<"page">(page.url))?.body).toBe(expected);
+    expect((await b.find<"page">(page.url))?.body).toBe(expected);
+  });
+
+  it("ends with one document when two peers import the same external entity offline, losing no field", async () => {
+    const a = openStore().store;
+    const b = openStore().store;
+    const course = await seedCourse(a);
+    await syncStores(a, b);
+    const identity = { system: "canvas:school.example", id: "31001" };
+
+    const fromA = await a.create("assignment", { course: course.url, title: "Lab 1", pointsPossible: 10, external: { canvas: "31001" } }, { identity });
+    const fromB = await b.create("assignment", { course: course.url, title: "Lab 1", dueAt: "2026-09-01T23:59:00Z", description: "Bring goggles." }, { identity });
+    expect(fromA.url).toBe(fromB.url);
+    expect(fromA.url).toBe(externalDocUrl("assignment", identity));
+
+    await syncStores(a, b);
+    for (const store of [a, b]) {
+      expect(await store.urls(course.url, "assignment")).toEqual([fromA.url]);
+      const merged = await store.find<"assignment">(fromA.url);
+      expect(merged).toMatchObject({ title: "Lab 1", pointsPossible: 10, dueAt: "2026-09-01T23:59:00Z", description: "Bring goggles." });
+      expect(merged?.external.canvas).toBe("31001");
+    }
+    // Both stores hold the same history.
+    expect((await a.snapshot(fromA.url))?.heads).toBe((await b.snapshot(fromA.url))?.heads);
+  });
+
+  it("never brings a deleted entity back when an old peer reconnects", async () => {
+    const a = openStore().store;
+    const b = openStore().store;
+    const course = await seedCourse(a);
+    const post = await a.create("discussion_topic", { course: course.url, title: "Field trip", message: "Who is coming?" });
+    await syncStores(a, b);
+
+    await a.delete(post.url);
+    // b, offline, keeps editing the old copy.
+    await b.change<"discussion_topic">(post.url, (d) => (d.message = "Who is coming on Friday?"));
+    await syncStores(a, b);
+
+    for (const store of [a, b]) {
+      expect(await store.find(post.url)).toBeUndefined();
+      expect(await store.urls(course.url, "discussion_topic")).toEqual([]);
+    }
+    const catalog = await a.export(catalogUrl(course.url, "course"));
+    const entries = readCatalogEntries(A.load(catalog!));
+    expect(entries.find((e) => e.id === documentIdOf(post.url))?.deleted).toBe(true);
+  });
+
+  it("quarantines a peer's document that breaks its schema, keeps it, and never crashes", async () => {
+    const { store } = openStore();
+    const course = await seedCourse(store);
+    const invalid: string[] = [];
+    store.on("doc-invalid", ({ url }) => invalid.push(url));
+
+    const url = newDocUrl();
+    const bad = A.from({ kind: new A.ImmutableString("assignment"), schemaVersion: 1, course: course.url, createdAt: "2026-01-01T00:00:00Z", updatedAt: "2026-01-01T00:00:00Z", pointsPossible: "lots" });
+    const result = await store.receive(url, A.save(bad));
+
+    expect(result.status).toBe("quarantined");
+    expect(invalid).toEqual([url]);
+    expect(await store.find(url)).toBeUndefined();
+    expect(await store.snapshot(url)).toBeUndefined();
+    const [record] = await store.records({ status: "invalid" });
+    expect(record?.problem).toMatch(/pointsPossible/);
+    // Nothing is lost: the bytes are still there for a repair.
+    expect(A.getHeads(A.load((await store.export(url))!))).toEqual(A.getHeads(bad));
+
+    await expect(store.receive(newDocUrl(), new Uint8Array([0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]))).rejects.toMatchObject({ code: "ORDO_BAD_CHANGES" });
+    expect((await store.find(course.url))?.name).toBe("Biology 101");
+  });
+});
+
+describe("the course catalog", () => {
+  it("keeps a student's work out of the partitions other students read", async () => {
+    const { store } = openStore();
+    const course = await seedCourse(store);
+    const ada = await store.create("user", { name: "Ada" });
+    const ben = await store.create("user", { name: "Ben" });
+    for (const user of [ada, ben]) await store.create("enrollment", { course: course.url, user: user.url, role: "student" });
+    const lab = await store.create("assignment", { course: course.url, title: "Lab 1", published: true });
+    const adaWork = await store.create("submission", { course: course.url, assignment: lab.url, student: ada.url, body: "Ada's answer" });
+    const adaGrade = await store.create("grade", { course: course.url, assignment: lab.url, submission: adaWork.url, student: ada.url, score: 9 });
+    const benWork = await store.create("submission", { course: course.url, assignment: lab.url, student: ben.url });
+
+    const ids = async (audience: Parameters<typeof catalogUrl>[1]) =>
+      readCatalogEntries(A.load((await store.export(catalogUrl(course.url, audience)))!)).map((e) => e.id);
+    const courseWide = await ids("course");
+    expect(courseWide).toContain(documentIdOf(lab.url));
+    expect(courseWide).toContain(documentIdOf(ada.url));
+    for (const privateDoc of [adaWork, adaGrade, benWork]) expect(courseWide).not.toContain(documentIdOf(privateDoc.url));
+    expect((await ids(studentAudience(ada.url))).sort()).toEqual([documentIdOf(adaWork.url), documentIdOf(adaGrade.url)].sort());
+    expect(await ids(studentAudience(ben.url))).toEqual([documentIdOf(benWork.url)]);
+    // A teacher sees everything through all partitions.
+    expect(await store.urls(course.url, "submission")).toHaveLength(2);
+  });
+
+  it("moves content between the staff and course partitions when it is published", async () => {
+    const { store } = openStore();
+    const course = await seedCourse(store);
+    const draft = await store.create("page", { course: course.url, title: "Exam answers", published: false });
+    const entries = async (audience: "course" | "staff") => {
+      const data = await store.export(catalogUrl(course.url, audience));
+      return data ? readCatalogEntries(A.load(data)).map((e) => e.id) : [];
+    };
+    expect(await entries("course")).not.toContain(documentIdOf(draft.url));
+    expect(await entries("staff")).toContain(documentIdOf(draft.url));
+
+    await store.change<"page">(draft.url, (d) => (d.published = true));
+    expect(await entries("course")).toContain(documentIdOf(draft.url));
+    expect(await entries("staff")).not.toContain(documentIdOf(draft.url));
+  });
+});
+
+describe("memory and durability", () => {
+  it("keeps no more documents in memory than its cap, and still finds every one", async () => {
+    const { store } = openStore({ cacheSize: 10 });
+    const course = await seedCourse(store);
+    const pages = [];
+    for (let i = 0; i < 60; i++) pages.push(await store.create("page", { course: course.url, title: `Page ${i}` }));
+    expect(store.liveCount).toBeLessThanOrEqual(10);
+    for (const [i, page] of pages.entries()) expect((await store.find<"page">(page.url))?.title).toBe(`Page ${i}`);
+    expect(store.liveCount).toBeLessThanOrEqual(10);
+    expect(await store.urls(course.url, "page")).toHaveLength(60);
+  });
+
+  it("resolves a durable write only after the storage has synced", async () => {
+    const { store, storage } = openStore();
+    let synced = 0;
+    const sync = storage.sync.bind(storage);
+    storage.sync = async () => {
+      await sync();
+      synced++;
+    };
+    const course = await store.create("course", { name: "Chemistry" }, { durable: true });
+    expect(synced).toBe(1);
+    await store.change<"course">(course.url, (d) => (d.name = "Chemistry I"));
+    expect(synced).toBe(1);
+    await store.durable();
+    expect(synced).toBe(2);
+  });
+});
