@@ -126,23 +126,23 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   async create<K extends Kind>(kind: K, input: CreateInput<K>, options: CreateOptions = {}): Promise<Entity<K>> {
     this.#assertOpen();
     const url = options.identity ? externalDocUrl(kind, options.identity) : newDocUrl();
-    const id = documentIdOf(url);
-    if (await this.#live(id)) throw new OrdoError("ORDO_EXISTS", `${url} already exists`);
     const { course = null, external = {}, ...fields } = input;
     const ownCourse = kind === "course" ? url : course;
     if (kind !== "course" && kind !== "user" && ownCourse === null) throw new SchemaError(`a ${kind} needs a course`);
     for (const key of REQUIRED_FIELDS[kind] as readonly string[]) {
       if ((fields as Record<string, unknown>)[key] == null) throw new SchemaError(`a ${kind} needs ${key}`);
     }
-    const now = isoNow(this.#clock);
-    const root = initialRoot(kind, ownCourse, fields as Partial<Fields<K>>, now, external);
-    const doc = A.from(root);
-    const verdict = validateDocument(doc);
-    if (!verdict.ok) {
-      A.free(doc);
-      throw new SchemaError(`invalid ${kind}: ${verdict.errors.join("; ")}`, verdict.errors);
-    }
-    await this.#commitDoc(id, undefined, doc, "local", options);
+    const root = initialRoot(kind, ownCourse, fields as Partial<Fields<K>>, isoNow(this.#clock), external);
+    const doc = await this.#mutate(documentIdOf(url), "local", options, (live) => {
+      if (live) throw new OrdoError("ORDO_EXISTS", `${url} already exists`);
+      const created = A.from(root);
+      const verdict = validateDocument(created);
+      if (!verdict.ok) {
+        A.free(created);
+        throw new SchemaError(`invalid ${kind}: ${verdict.errors.join("; ")}`, verdict.errors);
+      }
+      return created;
+    });
     return readEntity<K>(url, doc);
   }
 
@@ -154,19 +154,21 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   async change<K extends Kind>(url: DocUrl, fn: (draft: Draft<K>) => void, options: WriteOptions = {}): Promise<Entity<K>> {
     this.#assertOpen();
     const id = documentIdOf(url);
-    const live = await this.#requireEntity(id, url);
-    const kind = kindOf(live.doc) as K;
-    if (readTombstone(live.doc as Record<string, unknown>)) throw new OrdoError("ORDO_DELETED", `${url} was deleted`);
-    const now = isoNow(this.#clock);
-    const next = A.change(live.doc as A.Doc<Record<string, unknown>>, (proxy) => {
-      fn(draftOf(kind, proxy));
-      touch(proxy, now);
-      const verdict = validateDocument(proxy);
-      // Throwing inside the change makes Automerge roll it back.
-      if (!verdict.ok) throw new SchemaError(`invalid ${kind}: ${verdict.errors.join("; ")}`, verdict.errors);
+    await this.#requireEntity(id, url);
+    const doc = await this.#mutate(id, "local", options, (live) => {
+      if (!live) throw new OrdoError("ORDO_NOT_FOUND", `no document ${url}`);
+      if (readTombstone(live.doc as Record<string, unknown>)) throw new OrdoError("ORDO_DELETED", `${url} was deleted`);
+      const kind = kindOf(live.doc) as K;
+      const now = isoNow(this.#clock);
+      return A.change(live.doc as A.Doc<Record<string, unknown>>, (proxy) => {
+        fn(draftOf(kind, proxy));
+        touch(proxy, now);
+        const verdict = validateDocument(proxy);
+        // Throwing inside the change makes Automerge roll it back.
+        if (!verdict.ok) throw new SchemaError(`invalid ${kind}: ${verdict.errors.join("; ")}`, verdict.errors);
+      });
     });
-    await this.#commitDoc(id, live, next, "local", options);
-    return readEntity<K>(url, next);
+    return readEntity<K>(url, doc);
   }
 
   /** The entity at `url`, or undefined if there is none, it is deleted, or it is quarantined. */
@@ -207,14 +209,16 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   async delete(url: DocUrl, options: WriteOptions & { by?: DocUrl } = {}): Promise<void> {
     this.#assertOpen();
     const id = documentIdOf(url);
-    const live = await this.#requireEntity(id, url);
-    if (readTombstone(live.doc as Record<string, unknown>)) return;
-    const now = isoNow(this.#clock);
-    const next = A.change(live.doc as A.Doc<Record<string, unknown>>, (proxy) => {
-      markDeleted(proxy, { at: now, by: options.by ?? null });
-      touch(proxy, now);
+    await this.#requireEntity(id, url);
+    await this.#mutate(id, "local", options, (live) => {
+      if (!live) throw new OrdoError("ORDO_NOT_FOUND", `no document ${url}`);
+      if (readTombstone(live.doc as Record<string, unknown>)) return null;
+      const now = isoNow(this.#clock);
+      return A.change(live.doc as A.Doc<Record<string, unknown>>, (proxy) => {
+        markDeleted(proxy, { at: now, by: options.by ?? null });
+        touch(proxy, now);
+      });
     });
-    await this.#commitDoc(id, live, next, "local", options);
   }
 
   /** The document as the projection sees it: plain values, heads and field conflicts. */
@@ -255,26 +259,29 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   async receive(url: DocUrl, data: Uint8Array): Promise<ReceiveResult> {
     this.#assertOpen();
     const id = documentIdOf(url);
-    const live = await this.#live(id);
-    const base = live?.doc ?? A.init();
-    const before = headsKey(base);
-    let next: A.Doc<unknown>;
-    try {
-      next = A.loadIncremental(base, data);
-    } catch (cause) {
-      // The failed load may have left the live copy half-updated: drop it, storage has every committed change.
-      if (live) this.#cache.delete(id);
-      else A.free(base);
-      throw new OrdoError("ORDO_BAD_CHANGES", `changes for ${url} could not be read`, { cause });
-    }
-    if (headsKey(next) === before) {
+    let unchanged = "";
+    const doc = await this.#mutate(id, "remote", {}, (live) => {
+      const base = live?.doc ?? A.init();
+      const before = headsKey(base);
+      let next: A.Doc<unknown>;
+      try {
+        next = A.loadIncremental(base, data);
+      } catch (cause) {
+        // The failed load may have left the live copy half-updated: drop it, storage has every committed change.
+        if (live) this.#cache.delete(id);
+        else A.free(base);
+        throw new OrdoError("ORDO_BAD_CHANGES", `changes for ${url} could not be read`, { cause });
+      }
+      if (headsKey(next) !== before) return next;
       // loadIncremental retires its input even when nothing was new: keep the returned copy.
       if (live) this.#cache.set(id, { ...live, doc: next });
       else A.free(next);
-      return { status: "unchanged", heads: before };
-    }
-    const record = await this.#commitDoc(id, live, next, "remote", {});
-    return { status: record.status === "ok" ? "applied" : "quarantined", heads: record.heads };
+      unchanged = before;
+      return null;
+    });
+    if (!doc) return { status: "unchanged", heads: unchanged };
+    const record = this.#pending.records.get(id) ?? (await this.#record(id));
+    return { status: record?.status === "invalid" ? "quarantined" : "applied", heads: headsKey(doc) };
   }
 
   // ---- durability ------------------------------------------------------------------------
@@ -349,24 +356,31 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   /**
-   * Saves the difference between `live` (undefined for a new document) and `next`, updates
-   * the index record and the catalog, and emits `doc-changed` once committed.
+   * The one way a document changes. `compute` gets the newest live copy (undefined if the
+   * document does not exist) and returns the next state, or null for no change; it runs
+   * synchronously together with queueing the write and updating the cache, so concurrent
+   * writers to one document never work from a copy another has already replaced.
+   * Resolves with the new state once it is committed; `doc-changed` is emitted then.
    */
-  async #commitDoc(id: DocumentId, live: LiveDoc | undefined, next: A.Doc<unknown>, origin: DocChange["origin"], options: WriteOptions): Promise<DocRecord> {
-    const previous = await this.#record(id);
-    const entry = this.#persist(id, live, next);
-    this.#cache.set(id, entry);
+  async #mutate(id: DocumentId, origin: DocChange["origin"], options: WriteOptions, compute: (live: LiveDoc | undefined) => A.Doc<unknown> | null): Promise<A.Doc<unknown> | null> {
+    const stored = await this.#storage.record(id);
+    let live = await this.#live(id);
+    // Another writer may have evicted it while we waited; load again until it is current.
+    while (live && !this.#cache.peek(id)) live = await this.#live(id);
+    const current = this.#cache.peek(id);
+    const next = compute(current);
+    if (!next) return null;
+    const previous = this.#pending.records.get(id) ?? this.#records.get(id) ?? stored;
+    this.#cache.set(id, this.#persist(id, current, next));
     const record = this.#describe(id, next, previous);
     this.#pending.records.set(id, record);
-    if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous);
+    if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous, next);
     await this.#scheduleFlush();
     if (options.durable) await this.#storage.sync();
     const url = docUrlOf(id);
-    if (record.status === "invalid") {
-      this.emit("doc-invalid", { url, errors: (record.problem ?? "").split("; ") });
-    }
+    if (record.status === "invalid") this.emit("doc-invalid", { url, errors: (record.problem ?? "").split("; ") });
     this.emit("doc-changed", { url, kind: record.kind, heads: record.heads, origin, deleted: record.deleted });
-    return record;
+    return next;
   }
 
   /** Queues the chunk writes for a new state; compacts into one snapshot when incrementals pile up. */
@@ -404,9 +418,9 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   /** Records a document in its course's catalog partition, moving it when its audience changed. */
-  #placeInCatalog(id: DocumentId, record: DocRecord, previous: DocRecord | undefined): void {
+  #placeInCatalog(id: DocumentId, record: DocRecord, previous: DocRecord | undefined, doc: A.Doc<unknown>): void {
     const put: CatalogEdit = { op: "put", id, kind: record.kind, deleted: record.deleted };
-    if (record.kind === "enrollment") void this.#placeUserOf(id);
+    if (record.kind === "enrollment") this.#placeUserOf(readEntity<"enrollment">(docUrlOf(id), doc));
     if (record.course === null) return;
     const audience = record.audience as Audience;
     this.#editCatalog(record.course, audience, put);
@@ -416,10 +430,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   /** Users belong to no one course: an enrollment lists its user in the course partition. */
-  async #placeUserOf(enrollmentId: DocumentId): Promise<void> {
-    const live = this.#cache.peek(enrollmentId);
-    if (!live) return;
-    const entity = readEntity<"enrollment">(docUrlOf(enrollmentId), live.doc);
+  #placeUserOf(entity: Entity<"enrollment">): void {
     if (entity.user && entity.course) {
       this.#editCatalog(entity.course, "course", { op: "put", id: documentIdOf(entity.user), kind: "user", deleted: false });
     }
@@ -479,13 +490,19 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     this.#catalogEdits = new Map();
     for (const [partition, { course, audience, edits: list }] of edits) {
       const id = documentIdOf(partition);
-      const live = await this.#live(id);
-      const base = live?.doc ?? A.from(initialCatalog(course, audience));
-      const before = live ? headsKey(live.doc) : "";
-      const next = A.change(base as A.Doc<Record<string, unknown>>, (draft) => applyCatalogEdits(draft, list));
-      if (headsKey(next) === before) continue;
-      const previous = await this.#record(id);
-      this.#cache.set(id, this.#persist(id, live, next));
+      const stored = await this.#storage.record(id);
+      let live = await this.#live(id);
+      while (live && !this.#cache.peek(id)) live = await this.#live(id);
+      // From here on synchronous, like #mutate: a peer's copy of this partition may arrive concurrently.
+      const current = this.#cache.peek(id);
+      const before = current ? headsKey(current.doc) : "";
+      const next = A.change((current?.doc ?? A.from(initialCatalog(course, audience))) as A.Doc<Record<string, unknown>>, (draft) => applyCatalogEdits(draft, list));
+      if (headsKey(next) === before) {
+        if (current) this.#cache.set(id, { ...current, doc: next });
+        continue;
+      }
+      const previous = this.#pending.records.get(id) ?? this.#records.get(id) ?? stored;
+      this.#cache.set(id, this.#persist(id, current, next));
       const record = this.#describe(id, next, previous);
       this.#pending.records.set(id, record);
       this.#committedEvents.push({ url: partition, kind: CATALOG_KIND, heads: record.heads, origin: "local", deleted: false });

@@ -185,7 +185,7 @@ describe("merging between peers", () => {
     expect(A.getHeads(A.load((await store.export(url))!))).toEqual(A.getHeads(bad));
 
     await expect(store.receive(newDocUrl(), new Uint8Array([0x85, 0x6f, 0x4a, 0x83, 1, 2, 3]))).rejects.toMatchObject({ code: "ORDO_BAD_CHANGES" });
-    expect((await store.find(course.url))?.name).toBe("Biology 101");
+    expect((await store.find<"course">(course.url))?.name).toBe("Biology 101");
   });
 });
 
