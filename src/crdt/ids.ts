@@ -44,14 +44,28 @@ export function hashedDocUrl(...parts: string[]): DocUrl {
   return stringifyAutomergeUrl(bytes);
 }
 
+const URL_PREFIX = "automerge:";
+/** base58 (no 0, O, I, l), 16 bytes plus a 4-byte checksum: 25 to 28 characters. */
+const DOC_URL_SHAPE = /^automerge:[1-9A-HJ-NP-Za-km-z]{20,30}$/;
+
+/**
+ * Whether a value has the shape of a document URL. A cheap test for validating documents
+ * (thousands per second); `isVerifiedDocUrl` also checks the id's checksum.
+ */
 export function isDocUrl(value: unknown): value is DocUrl {
+  return typeof value === "string" && DOC_URL_SHAPE.test(value);
+}
+
+/** Shape and base58check checksum: for URLs typed by people. */
+export function isVerifiedDocUrl(value: unknown): value is DocUrl {
   return isValidAutomergeUrl(value);
 }
 
 export function documentIdOf(url: DocUrl): DocumentId {
-  return parseAutomergeUrl(url).documentId;
+  // Our URLs never carry heads; the id is what follows the prefix. Anything else takes the full parser.
+  return DOC_URL_SHAPE.test(url) ? (url.slice(URL_PREFIX.length) as DocumentId) : parseAutomergeUrl(url).documentId;
 }
 
 export function docUrlOf(id: DocumentId): DocUrl {
-  return stringifyAutomergeUrl(id);
+  return `${URL_PREFIX}${id}` as DocUrl;
 }
