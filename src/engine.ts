@@ -1,0 +1,246 @@
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Kysely } from "kysely";
+import { DocStore, type DocChange } from "./crdt/doc-store.js";
+import type { DocStorage } from "./crdt/doc-storage.js";
+import { docUrlOf, documentIdOf, type DocUrl } from "./crdt/ids.js";
+import { openSqliteStorage } from "./crdt/sqlite-storage-adapter.js";
+import type { Database } from "./projection/database.js";
+import { openProjectionDb, type ProjectionDb } from "./projection/projection-db.js";
+import { createProjectionRunner, type CatchUpOptions, type CatchUpResult, type ProjectionChange, type ProjectionRunner, type ProjectionSource } from "./projection/projection-runner.js";
+import { systemClock, type Clock } from "./util/clock.js";
+import { OrdoError } from "./util/errors.js";
+import { silentLogger, type Logger } from "./util/logger.js";
+
+/** Documents projected per transaction while following live changes. */
+export const DEFAULT_PROJECTION_BATCH = 500;
+/** A failed projection (a full disk, a locked file) is retried after this pause rather than in a busy loop. */
+export const DEFAULT_PROJECTION_RETRY_MS = 1_000;
+
+export interface EngineOptions {
+  /** The node's data directory: `store.sqlite` (documents) and `projection.sqlite` (tables). */
+  dataDir: string;
+  /** Create the directory when it does not exist (otherwise a missing directory is an error). */
+  create?: boolean;
+  /** Documents kept in memory at most. */
+  cacheSize?: number;
+  clock?: Clock;
+  logger?: Logger;
+  /**
+   * Bring the projection schema to the latest migration and catch up on open (default true).
+   * `ordo migrate` opens without, to move the schema one step at a time.
+   */
+  migrate?: boolean;
+}
+
+/** What a node holds, for `ordo status` and `/status`. */
+export interface EngineStatus {
+  dataDir: string;
+  documents: number;
+  byKind: Record<string, number>;
+  deleted: number;
+  quarantined: number;
+  damagedChunks: number;
+  projected: number;
+  projectionPending: number;
+  projectionFailures: number;
+  liveDocuments: number;
+}
+
+/**
+ * A node's engine: the document store and its SQL projection, wired together.
+ * This is the one composition root; each layer below knows only its own seams.
+ *
+ * @example
+ * const engine = await Engine.open({ dataDir: "./.ordo", create: true });
+ * const course = await engine.docs.create("course", { name: "Biology 101" });
+ * await engine.whenProjected();
+ * const rows = await engine.db.selectFrom("courses").selectAll().execute();
+ * await engine.close();
+ */
+export class Engine {
+  readonly #storage: DocStorage;
+  readonly #projection: ProjectionDb;
+  readonly #runner: ProjectionRunner;
+  readonly #logger: Logger;
+  readonly #dirty = new Set<DocUrl>();
+  #projecting: Promise<unknown> | null = null;
+  #failures = 0;
+  #closed = false;
+  readonly #onChange = (change: DocChange) => this.#queue(change.url);
+
+  private constructor(
+    readonly dataDir: string,
+    readonly docs: DocStore,
+    storage: DocStorage,
+    projection: ProjectionDb,
+    logger: Logger,
+  ) {
+    this.#storage = storage;
+    this.#projection = projection;
+    this.#runner = createProjectionRunner(projection.db);
+    this.#logger = logger;
+    docs.on("doc-changed", this.#onChange);
+  }
+
+  /** Opens a node's data directory, migrates its projection and resumes projecting where it stopped. */
+  static async open(options: EngineOptions): Promise<Engine> {
+    const dataDir = resolve(options.dataDir);
+    if (!existsSync(dataDir)) {
+      if (!options.create) throw new OrdoError("ORDO_NO_DATA", `no data directory at ${dataDir} (run \`ordo init\` first)`);
+      mkdirSync(dataDir, { recursive: true });
+    } else if (!statSync(dataDir).isDirectory()) {
+      throw new OrdoError("ORDO_NO_DATA", `${dataDir} is not a directory`);
+    }
+    const logger = options.logger ?? silentLogger;
+    const storage = openSqliteStorage({
+      path: join(dataDir, "store.sqlite"),
+      clock: options.clock,
+      onDamage: (chunk) => logger.error({ key: chunk.key, reason: chunk.reason }, "damaged chunk set aside"),
+    });
+    let projection: ProjectionDb;
+    try {
+      projection = await openProjectionDb({ path: join(dataDir, "projection.sqlite"), migrate: options.migrate ?? true });
+    } catch (error) {
+      await storage.close();
+      throw error;
+    }
+    const docs = new DocStore({ storage, cacheSize: options.cacheSize, clock: options.clock ?? systemClock, logger });
+    const engine = new Engine(dataDir, docs, storage, projection, logger);
+    if (options.migrate ?? true) await engine.catchUp();
+    return engine;
+  }
+
+  /** The projected tables, typed. */
+  get db(): Kysely<Database> {
+    return this.#projection.db;
+  }
+
+  /** The projection database's migrations (`ordo migrate`). */
+  get migrations(): Pick<ProjectionDb, "status" | "up" | "down" | "latest"> {
+    return this.#projection;
+  }
+
+  /** Projects whatever the tables do not reflect yet (after a restart, a crash, or a failed batch). */
+  async catchUp(options: CatchUpOptions = {}): Promise<CatchUpResult> {
+    return this.#runner.catchUp(this.#source(), options);
+  }
+
+  /** Drops every projected row and projects all documents again. */
+  async rebuild(options: CatchUpOptions = {}): Promise<CatchUpResult> {
+    await this.whenProjected();
+    return this.#runner.rebuild(this.#source(), options);
+  }
+
+  /** Resolves once every change made or received so far is in the tables; rejects if projecting them fails. */
+  async whenProjected(): Promise<void> {
+    await this.docs.flush();
+    while (this.#projecting || this.#dirty.size > 0) {
+      const error = await (this.#projecting ?? this.#projectNow());
+      if (error) throw new OrdoError("ORDO_PROJECTION", "could not project the latest changes", { cause: error });
+    }
+  }
+
+  async status(): Promise<EngineStatus> {
+    await this.docs.flush();
+    const records = await this.#storage.records({ includeDeleted: true });
+    const byKind: Record<string, number> = {};
+    let deleted = 0;
+    let quarantined = 0;
+    for (const record of records) {
+      byKind[record.kind] = (byKind[record.kind] ?? 0) + 1;
+      if (record.deleted) deleted++;
+      if (record.status === "invalid") quarantined++;
+    }
+    const projected = await this.db.selectFrom("doc_heads").select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+    return {
+      dataDir: this.dataDir,
+      documents: records.length,
+      byKind,
+      deleted,
+      quarantined,
+      damagedChunks: (await this.#storage.damagedChunks()).length,
+      projected: Number(projected.n),
+      projectionPending: this.#dirty.size,
+      projectionFailures: this.#failures,
+      liveDocuments: this.docs.liveCount,
+    };
+  }
+
+  /** Finishes pending writes and projection, then closes both databases. Every step runs even if one fails. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const errors: unknown[] = [];
+    const attempt = async (step: () => Promise<unknown>) => step().catch((error: unknown) => errors.push(error));
+    await attempt(() => this.whenProjected());
+    this.docs.off("doc-changed", this.#onChange);
+    await attempt(() => this.docs.close());
+    await attempt(() => this.#storage.close());
+    await attempt(() => this.#projection.close());
+    if (errors.length > 0) throw new OrdoError("ORDO_CLOSE", "the engine did not close cleanly", { cause: errors[0] });
+  }
+
+  #source(): ProjectionSource {
+    return {
+      list: async () =>
+        (await this.docs.records({ includeDeleted: true })).map((r) => ({ url: docUrlOf(r.id), kind: r.kind, heads: r.heads, status: r.status, deleted: r.deleted })),
+      snapshot: (url) => this.docs.snapshot(url),
+    };
+  }
+
+  #queue(url: DocUrl): void {
+    this.#dirty.add(url);
+    this.#projecting ??= this.#projectNow();
+  }
+
+  /**
+   * Projects the queued documents in batches, one run at a time. A failed run keeps its
+   * documents queued, logs, and is retried after a pause; it never throws out of an event.
+   */
+  #projectNow(): Promise<unknown> {
+    const run = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#projectDirty())
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          this.#failures++;
+          this.#logger.error({ err: error }, "projection failed; the documents stay queued and are retried");
+          setTimeout(() => {
+            if (!this.#closed && this.#dirty.size > 0) this.#projecting ??= this.#projectNow();
+          }, DEFAULT_PROJECTION_RETRY_MS).unref();
+          return error;
+        },
+      )
+      .finally(() => {
+        if (this.#projecting === run) this.#projecting = null;
+      });
+    this.#projecting = run;
+    return run;
+  }
+
+  async #projectDirty(): Promise<void> {
+    while (this.#dirty.size > 0) {
+      const batch = [...this.#dirty].slice(0, DEFAULT_PROJECTION_BATCH);
+      // Off the queue before reading: a change arriving meanwhile queues its document again.
+      for (const url of batch) this.#dirty.delete(url);
+      const changes: ProjectionChange[] = [];
+      for (const url of batch) {
+        const record = await this.#storage.record(documentIdOf(url));
+        if (!record) changes.push({ url, status: "removed" });
+        else if (record.kind === "catalog") continue;
+        else if (record.status === "invalid") changes.push({ url, kind: record.kind, heads: record.heads, status: "invalid" });
+        else {
+          const snapshot = await this.docs.snapshot(url);
+          changes.push(snapshot ?? { url, status: "removed" });
+        }
+      }
+      try {
+        await this.#runner.apply(changes);
+      } catch (error) {
+        for (const url of batch) this.#dirty.add(url);
+        throw error;
+      }
+    }
+  }
+}
