@@ -385,7 +385,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
 
   /** Queues the chunk writes for a new state; compacts into one snapshot when incrementals pile up. */
   #persist(id: DocumentId, live: LiveDoc | undefined, next: A.Doc<unknown>): LiveDoc {
-    if (!live || live.chunkKeys.length === 0 || (shouldCompact(live) && !live.degraded)) {
+    if (!live || live.chunkKeys.length === 0 || shouldCompact(live)) {
       const data = A.save(next);
       const key = snapshotKey(id, A.getHeads(next));
       this.#pending.save.push({ key, data });

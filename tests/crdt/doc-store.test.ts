@@ -1,4 +1,5 @@
 import * as A from "@automerge/automerge";
+import Database from "better-sqlite3";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { catalogUrl, readCatalogEntries } from "../../src/crdt/catalog.js";
@@ -256,5 +257,53 @@ describe("memory and durability", () => {
     expect(synced).toBe(1);
     await store.durable();
     expect(synced).toBe(2);
+  });
+});
+
+describe("damaged chunks", () => {
+  it("loads every change a damaged chunk does not hold, never compacts it away, and heals from a peer", async () => {
+    const first = openStore();
+    const course = await seedCourse(first.store);
+    // A long preamble makes the snapshot outweigh a few small incremental chunks, so none is compacted yet.
+    const preamble = Array.from({ length: 400 }, (_, i) => ((i * 7919) % 10007).toString(36)).join(" ") + " ";
+    const page = await first.store.create("page", { course: course.url, title: "Lab notes", body: `${preamble}one` });
+    for (const word of ["two", "three", "four"]) await first.store.change<"page">(page.url, (d) => (d.body = `${d.body} ${word}`));
+    const healthy = await first.store.export(page.url);
+    await first.store.close();
+    await first.storage.close();
+
+    // Flip one bit in the second incremental chunk ("three"), as a failing disk would.
+    const raw = new Database(join(first.dir, "store.sqlite"));
+    const incrementals = (raw.prepare("SELECT seq, key, data FROM chunks ORDER BY seq").all() as Array<{ seq: number; key: string; data: Buffer }>).filter((row) =>
+      row.key.startsWith(`${documentIdOf(page.url)}\u001fincremental`),
+    );
+    expect(incrementals).toHaveLength(3);
+    const victim = incrementals[1]!;
+    victim.data[victim.data.length - 1]! ^= 0x01;
+    raw.prepare("UPDATE chunks SET data = ? WHERE seq = ?").run(victim.data, victim.seq);
+    raw.close();
+
+    const damaged: string[] = [];
+    const storage = openSqliteStorage({ path: join(first.dir, "store.sqlite"), onDamage: (chunk) => damaged.push(chunk.key.join("/")) });
+    const store = new DocStore({ storage });
+    cleanups.push(async () => {
+      await store.close();
+      await storage.close();
+    });
+    const reopened = await store.find<"page">(page.url);
+    // The snapshot and the first incremental are intact; "four" waits for the damaged "three".
+    expect(reopened).toMatchObject({ title: "Lab notes", body: `${preamble}one two` });
+    expect(damaged).toHaveLength(1);
+
+    // Many more changes would normally compact the document; with a chunk missing, nothing is deleted.
+    const kept = (await storage.loadRange([documentIdOf(page.url)])).map((c) => c.key.join("/"));
+    for (let i = 0; i < 40; i++) await store.change<"page">(page.url, (d) => (d.title = `Lab notes ${i}`));
+    const after = (await storage.loadRange([documentIdOf(page.url)])).map((c) => c.key.join("/"));
+    for (const key of kept) expect(after).toContain(key);
+    expect(await storage.damagedChunks()).toHaveLength(1);
+
+    // A peer that still has the lost change heals the document.
+    await store.receive(page.url, healthy!);
+    expect((await store.find<"page">(page.url))?.body).toBe(`${preamble}one two three four`);
   });
 });
