@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 const EXAMPLES = new URL("../examples/", import.meta.url).pathname;
 
 describe("every example runs as a user would run it", () => {
-  it.each(readdirSync(EXAMPLES).filter((f) => f.endsWith(".ts")))("%s exits cleanly and prints its result", (file) => {
+  it.each(readdirSync(EXAMPLES).filter((f) => f.endsWith(".ts") && !f.startsWith(".")))("%s exits cleanly and prints its result", (file) => {
     const run = spawnSync(process.execPath, ["--import", "tsx", `${EXAMPLES}${file}`], { encoding: "utf8" });
     expect(run.stderr).toBe("");
     expect(run.status).toBe(0);
