@@ -123,7 +123,10 @@ export async function openTempProjection(
 ): Promise<ProjectionDb & { dir: string; path: string; cleanup(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "ordo-projection-"));
   const path = join(dir, "projection.sqlite");
-  const projection = await openProjectionDb({ path, ...options });
+  const projection = await openProjectionDb({ path, ...options }).catch(async (error: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  });
   return {
     ...projection,
     dir,
