@@ -65,6 +65,8 @@ export class Engine {
   readonly #logger: Logger;
   readonly #dirty = new Set<DocUrl>();
   #projecting: Promise<unknown> | null = null;
+  /** Every write to the projection goes through this chain, so an older snapshot never lands after a newer one. */
+  #writes: Promise<unknown> = Promise.resolve();
   #failures = 0;
   #closed = false;
   readonly #onChange = (change: DocChange) => this.#queue(change.url);
@@ -123,13 +125,13 @@ export class Engine {
 
   /** Projects whatever the tables do not reflect yet (after a restart, a crash, or a failed batch). */
   async catchUp(options: CatchUpOptions = {}): Promise<CatchUpResult> {
-    return this.#runner.catchUp(this.#source(), options);
+    return this.#serially(() => this.#runner.catchUp(this.#source(), options));
   }
 
   /** Drops every projected row and projects all documents again. */
   async rebuild(options: CatchUpOptions = {}): Promise<CatchUpResult> {
     await this.whenProjected();
-    return this.#runner.rebuild(this.#source(), options);
+    return this.#serially(() => this.#runner.rebuild(this.#source(), options));
   }
 
   /** Resolves once every change made or received so far is in the tables; rejects if projecting them fails. */
@@ -179,6 +181,12 @@ export class Engine {
     await attempt(() => this.#storage.close());
     await attempt(() => this.#projection.close());
     if (errors.length > 0) throw new OrdoError("ORDO_CLOSE", "the engine did not close cleanly", { cause: errors[0] });
+  }
+
+  #serially<T>(write: () => Promise<T>): Promise<T> {
+    const next = this.#writes.catch(() => undefined).then(write);
+    this.#writes = next;
+    return next;
   }
 
   #source(): ProjectionSource {
@@ -236,7 +244,7 @@ export class Engine {
         }
       }
       try {
-        await this.#runner.apply(changes);
+        await this.#serially(() => this.#runner.apply(changes));
       } catch (error) {
         for (const url of batch) this.#dirty.add(url);
         throw error;
