@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "scratch/**", "bin/**"] },
+  { ignores: ["node_modules/**", "scratch/**", "bin/**", "bench/.work/**", ".ordo/**", "eslint.config.js", "examples/.readme-*"] },
   {
     files: ["**/*.ts"],
     languageOptions: {
