@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import type { Chunk, StorageKey } from "@automerge/automerge-repo/slim";
+import { OrdoError } from "../util/errors.js";
 import type { DamagedChunk, DocRecord, DocStorage, RecordQuery, StorageBatch } from "./doc-storage.js";
 import type { DocumentId, DocUrl } from "./ids.js";
 
@@ -89,13 +90,10 @@ export type StorageErrorCode =
   | "ORDO_STORAGE_WRITE_FAILED";
 
 /** Thrown (or rejected with) by the SQLite store; `cause` holds the underlying SQLite error, if any. */
-export class StorageError extends Error {
-  constructor(
-    readonly code: StorageErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+export class StorageError extends OrdoError {
+  declare readonly code: StorageErrorCode;
+  constructor(code: StorageErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = "StorageError";
   }
 }

@@ -1,12 +1,13 @@
+import { OrdoError } from "../util/errors.js";
+
 /** Why a migration file could not be read: a missing marker, an unreadable folder. */
-export class MigrationFileError extends Error {
-  readonly code = "ORDO_MIGRATION_FILE";
+export class MigrationFileError extends OrdoError {
   constructor(
     message: string,
     readonly file: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super("ORDO_MIGRATION_FILE", message, options);
     this.name = "MigrationFileError";
   }
 }
@@ -15,8 +16,7 @@ export class MigrationFileError extends Error {
  * A migration that failed. Each migration runs inside a savepoint, so the database is left
  * as it was before that migration; `cause` holds the SQL error.
  */
-export class MigrationError extends Error {
-  readonly code = "ORDO_MIGRATION";
+export class MigrationError extends OrdoError {
   constructor(
     message: string,
     /** The migration that failed, when the migrator got as far as running one. */
@@ -24,20 +24,19 @@ export class MigrationError extends Error {
     readonly direction: "Up" | "Down",
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super("ORDO_MIGRATION", message, options);
     this.name = "MigrationError";
   }
 }
 
 /** A document the projection cannot handle, e.g. a kind this version does not know. */
-export class ProjectionError extends Error {
-  readonly code = "ORDO_PROJECTION";
+export class ProjectionError extends OrdoError {
   constructor(
     message: string,
     readonly docUrl: string | null,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super("ORDO_PROJECTION", message, options);
     this.name = "ProjectionError";
   }
 }

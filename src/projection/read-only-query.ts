@@ -1,14 +1,12 @@
 import { existsSync } from "node:fs";
 import BetterSqlite3 from "better-sqlite3";
+import { OrdoError } from "../util/errors.js";
 
 /** Why a query was refused or failed; `code` tells programs which. */
-export class QueryError extends Error {
-  constructor(
-    readonly code: "ORDO_QUERY_WRITES" | "ORDO_QUERY_INVALID" | "ORDO_QUERY_NO_DATABASE",
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+export class QueryError extends OrdoError {
+  declare readonly code: "ORDO_QUERY_WRITES" | "ORDO_QUERY_INVALID" | "ORDO_QUERY_NO_DATABASE";
+  constructor(code: QueryError["code"], message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = "QueryError";
   }
 }
