@@ -216,6 +216,8 @@ export function markDeleted(proxy: Root, tombstone: Tombstone): void {
  * Keys are Automerge's op ids, sorted, so every peer lists them in the same order. */
 export function fieldConflicts(doc: A.Doc<unknown>): Record<string, unknown[]> {
   const out: Record<string, unknown[]> = {};
+  // One writer cannot conflict with itself; asking costs far less than probing every field.
+  if (A.stats(doc).numActors <= 1) return out;
   for (const key of Object.keys(doc as object).sort()) {
     const conflicts = A.getConflicts(doc, key);
     if (!conflicts) continue;
