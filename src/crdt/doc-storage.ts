@@ -22,6 +22,11 @@ export interface DocRecord {
   /** Why a document is invalid. */
   problem: string | null;
   updatedAt: string;
+  /**
+   * The document's plain values at `heads`, as JSON (see `DocView`), written in the same
+   * transaction as its chunks. Returned by `record(id)` only; listings leave it out.
+   */
+  view?: string | null;
 }
 
 export interface RecordQuery {

@@ -34,7 +34,7 @@ import {
   type ExternalIds,
 } from "./schema/document.js";
 import { isKind, REQUIRED_FIELDS, type Fields, type Kind } from "./schema/kinds.js";
-import type { DocSnapshot } from "./snapshot.js";
+import type { DocSnapshot, DocView } from "./snapshot.js";
 
 /** Enough live documents for a class's working set; a node with 50,000 on disk keeps only these in RAM. */
 export const DEFAULT_CACHE_SIZE = 2_000;
@@ -221,11 +221,18 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     });
   }
 
-  /** The document as the projection sees it: plain values, heads and field conflicts. */
-  async snapshot(url: DocUrl): Promise<DocSnapshot | undefined> {
+  /**
+   * The document as the projection sees it: plain values, heads and field conflicts. Read
+   * from the view stored with its record; `fromDocument` loads the Automerge document instead.
+   */
+  async snapshot(url: DocUrl, options: { fromDocument?: boolean } = {}): Promise<DocSnapshot | undefined> {
     const id = documentIdOf(url);
     const record = await this.#record(id);
     if (!record || record.status !== "ok" || !isKind(record.kind)) return undefined;
+    if (record.view && !options.fromDocument) {
+      const view = JSON.parse(record.view) as DocView;
+      return { url, kind: record.kind, heads: record.heads, entity: view.entity, conflicts: view.conflicts };
+    }
     const live = await this.#live(id);
     if (!live) return undefined;
     return { url, kind: record.kind, heads: headsKey(live.doc), entity: readEntity(url, live.doc), conflicts: fieldConflicts(live.doc) };
@@ -414,7 +421,9 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     }
     const entity = readEntity(url, doc);
     const placement = placementOf(entity);
-    return { id, kind: verdict.kind, course: entity.course, audience: placement.audience, owner: placement.owner, heads, deleted: readTombstone(root) !== null, status: "ok", problem: null, updatedAt };
+    // The projection's input, kept with the record: projecting never needs to load the document.
+    const view = JSON.stringify({ entity, conflicts: fieldConflicts(doc) } satisfies DocView);
+    return { id, kind: verdict.kind, course: entity.course, audience: placement.audience, owner: placement.owner, heads, deleted: readTombstone(root) !== null, status: "ok", problem: null, updatedAt, view };
   }
 
   /** Records a document in its course's catalog partition, moving it when its audience changed. */

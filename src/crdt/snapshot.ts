@@ -15,3 +15,9 @@ export interface DocSnapshot<K extends Kind = Kind> {
   /** Concurrent values of top-level fields, keyed by field, in a deterministic order. */
   conflicts: Record<string, unknown[]>;
 }
+
+/** What the store keeps with each record (as JSON) so a snapshot needs no document load. */
+export interface DocView {
+  entity: Entity;
+  conflicts: Record<string, unknown[]>;
+}

@@ -27,7 +27,7 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
 export const DEFAULT_CACHE_SIZE_KIB = 16 * 1024;
 
 /** The schema this code writes. Bump it and append to `MIGRATIONS` to evolve the file. */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 /**
  * `MIGRATIONS[n]` takes a file from `user_version` n to n + 1. Each is frozen in time: later
@@ -76,6 +76,11 @@ const MIGRATIONS: readonly string[] = [
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
   );
+  `,
+  `
+  -- The document's plain values at its heads (JSON), written with the record so that the
+  -- projection reads them without loading the Automerge document.
+  ALTER TABLE documents ADD COLUMN view TEXT;
   `,
 ];
 
@@ -174,6 +179,7 @@ interface DocumentRow {
   status: string;
   problem: string | null;
   updated_at: string;
+  view?: string | null;
 }
 
 interface DamagedRow {
@@ -223,6 +229,7 @@ function toRow(record: DocRecord): unknown[] {
     record.status ?? null,
     record.problem ?? null,
     record.updatedAt ?? null,
+    record.view ?? null,
   ];
 }
 
@@ -238,9 +245,11 @@ function fromRow(row: DocumentRow): DocRecord {
     status: row.status as DocRecord["status"],
     problem: row.problem,
     updatedAt: row.updated_at,
+    ...(row.view != null ? { view: row.view } : {}),
   };
 }
 
+/** Listings leave out `view`: a course's worth of JSON is what the bounded working set avoids. */
 const DOCUMENT_COLUMNS = "id, kind, course, audience, owner, heads, deleted, status, problem, updated_at";
 const CHUNK_COLUMNS = "seq, key, data, size, checksum";
 
@@ -585,12 +594,12 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO damaged_chunks (key, data, size, checksum, reason, detected_at) VALUES (?, ?, ?, ?, ?, ?)`,
     ),
     selectDamaged: db.prepare<[], DamagedRow>(`SELECT key, reason, detected_at FROM damaged_chunks ORDER BY id`),
-    selectDocument: db.prepare<[string], DocumentRow>(`SELECT ${DOCUMENT_COLUMNS} FROM documents WHERE id = ?`),
+    selectDocument: db.prepare<[string], DocumentRow>(`SELECT ${DOCUMENT_COLUMNS}, view FROM documents WHERE id = ?`),
     upsertDocument: db.prepare<unknown[]>(
-      `INSERT INTO documents (${DOCUMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO documents (${DOCUMENT_COLUMNS}, view) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, course = excluded.course, audience = excluded.audience,
          owner = excluded.owner, heads = excluded.heads, deleted = excluded.deleted, status = excluded.status,
-         problem = excluded.problem, updated_at = excluded.updated_at`,
+         problem = excluded.problem, updated_at = excluded.updated_at, view = excluded.view`,
     ),
     bumpSyncCounter: db.prepare<[]>(
       `INSERT INTO meta (key, value) VALUES ('sync_barriers', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1`,

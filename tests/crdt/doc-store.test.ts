@@ -307,3 +307,26 @@ describe("damaged chunks", () => {
     expect((await store.find<"page">(page.url))?.body).toBe(`${preamble}one two three four`);
   });
 });
+
+describe("stored views", () => {
+  it("give the same snapshot as loading the document, conflicts included", async () => {
+    const a = openStore();
+    const b = openStore().store;
+    const course = await seedCourse(a.store);
+    const page = await a.store.create("page", { course: course.url, title: "Notes", body: "Cells." });
+    await syncStores(a.store, b);
+    await a.store.change<"page">(page.url, (d) => (d.title = "Notes A"));
+    await b.change<"page">(page.url, (d) => (d.title = "Notes B"));
+    await syncStores(a.store, b);
+
+    for (const url of [course.url, page.url]) {
+      const fromView = await a.store.snapshot(url);
+      const fromDocument = await a.store.snapshot(url, { fromDocument: true });
+      expect(fromView).toEqual(fromDocument);
+    }
+    expect(Object.keys((await a.store.snapshot(page.url))!.conflicts)).toContain("title");
+    // Listings stay lean: only a single record carries its view.
+    expect((await a.storage.records({})).every((r) => r.view === undefined)).toBe(true);
+    expect((await a.storage.record(documentIdOf(page.url)))?.view).toContain("Notes");
+  });
+});

@@ -369,8 +369,22 @@ describe("SqliteStorageAdapter file", () => {
     const { file } = setup();
     withRaw(file, (db) => {
       expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
-      expect(db.pragma("user_version", { simple: true })).toBe(1);
+      expect(db.pragma("user_version", { simple: true })).toBe(2);
     });
+  });
+
+  it("upgrades a file of the first schema, and keeps a record's view out of listings", async () => {
+    const env = setup();
+    await env.storage.close();
+    withRaw(env.file, (db) => {
+      db.exec("ALTER TABLE documents DROP COLUMN view");
+      db.pragma("user_version = 1");
+    });
+    const upgraded = env.reopen();
+    withRaw(env.file, (db) => expect(db.pragma("user_version", { simple: true })).toBe(2));
+    await upgraded.commit({ records: [record("d1", { view: '{"entity":{}}' })] });
+    expect((await upgraded.record("d1" as DocumentId))?.view).toBe('{"entity":{}}');
+    expect((await upgraded.records())[0]).not.toHaveProperty("view");
   });
 
   it("refuses a file written by a newer schema, naming the path", () => {
