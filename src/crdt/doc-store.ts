@@ -171,13 +171,18 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     return readEntity<K>(url, doc);
   }
 
-  /** The entity at `url`, or undefined if there is none, it is deleted, or it is quarantined. */
+  /**
+   * The entity at `url`, or undefined if there is none, it is deleted, or it is quarantined.
+   * Read from the view stored with the document's record: reading never loads the Automerge
+   * document, so browsing a course keeps memory flat.
+   */
   async find<K extends Kind>(url: DocUrl, options: { includeDeleted?: boolean } = {}): Promise<Entity<K> | undefined> {
     this.#assertOpen();
     const id = documentIdOf(url);
     const record = await this.#record(id);
     if (!record || record.status !== "ok" || !isKind(record.kind)) return undefined;
     if (record.deleted && !options.includeDeleted) return undefined;
+    if (record.view) return (JSON.parse(record.view) as DocView).entity as Entity<K>;
     const live = await this.#live(id);
     return live ? readEntity<K>(url, live.doc) : undefined;
   }
@@ -287,7 +292,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       return null;
     });
     if (!doc) return { status: "unchanged", heads: unchanged };
-    const record = this.#pending.records.get(id) ?? (await this.#record(id));
+    const record = await this.#record(id);
     return { status: record?.status === "invalid" ? "quarantined" : "applied", heads: headsKey(doc) };
   }
 
@@ -322,7 +327,12 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   async #record(id: DocumentId): Promise<DocRecord | undefined> {
-    return this.#pending.records.get(id) ?? this.#records.get(id) ?? (await this.#storage.record(id));
+    return this.#knownRecord(id) ?? (await this.#storage.record(id));
+  }
+
+  /** The newest record written or being written by this store, if it has one in memory. */
+  #knownRecord(id: DocumentId): DocRecord | undefined {
+    return this.#pending.records.get(id) ?? this.#inFlight?.records.get(id) ?? this.#records.get(id);
   }
 
   async #requireEntity(id: DocumentId, url: DocUrl): Promise<LiveDoc> {
@@ -357,9 +367,28 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     if (loaded.unreadable.length > 0) {
       this.#logger.warn({ doc: id, chunks: loaded.unreadable.length }, "chunks could not be read; the document keeps them and is not compacted");
     }
-    if (!this.#cache.peek(id)) this.#cache.set(id, loaded.live);
-    else A.free(loaded.live.doc);
+    if (this.#cache.peek(id)) {
+      A.free(loaded.live.doc);
+      return this.#cache.peek(id);
+    }
+    this.#cache.set(id, loaded.live);
+    await this.#reconcileRecord(id, loaded.live.doc);
     return loaded.live;
+  }
+
+  /**
+   * A document that loads to other heads than its record says lost chunks (they were set
+   * aside as damaged): the record and its view follow the document as it now is, so reads
+   * and the projection show what the store can actually build on, until a peer heals it.
+   */
+  async #reconcileRecord(id: DocumentId, doc: A.Doc<unknown>): Promise<void> {
+    const record = await this.#record(id);
+    const heads = headsKey(doc);
+    if (!record || record.heads === heads || this.#cache.peek(id)?.doc !== doc) return;
+    const next = this.#describe(id, doc, record);
+    this.#pending.records.set(id, next);
+    this.#committedEvents.push({ url: docUrlOf(id), kind: next.kind, heads, origin: "local", deleted: next.deleted });
+    void this.#scheduleFlush().catch((error: unknown) => this.#logger.error({ err: error, doc: id }, "could not record a damaged document's state"));
   }
 
   /**
@@ -377,7 +406,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     const current = this.#cache.peek(id);
     const next = compute(current);
     if (!next) return null;
-    const previous = this.#pending.records.get(id) ?? this.#records.get(id) ?? stored;
+    const previous = this.#knownRecord(id) ?? stored;
     this.#cache.set(id, this.#persist(id, current, next));
     const record = this.#describe(id, next, previous);
     this.#pending.records.set(id, record);
@@ -510,7 +539,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
         if (current) this.#cache.set(id, { ...current, doc: next });
         continue;
       }
-      const previous = this.#pending.records.get(id) ?? this.#records.get(id) ?? stored;
+      const previous = this.#knownRecord(id) ?? stored;
       this.#cache.set(id, this.#persist(id, current, next));
       const record = this.#describe(id, next, previous);
       this.#pending.records.set(id, record);

@@ -290,10 +290,14 @@ describe("damaged chunks", () => {
       await store.close();
       await storage.close();
     });
-    const reopened = await store.find<"page">(page.url);
-    // The snapshot and the first incremental are intact; "four" waits for the damaged "three".
-    expect(reopened).toMatchObject({ title: "Lab notes", body: `${preamble}one two` });
+    // Loading the document finds the damage; the snapshot and the first incremental are
+    // intact, and "four" waits for the damaged "three".
+    const loaded = await store.snapshot(page.url, { fromDocument: true });
+    expect(loaded?.entity).toMatchObject({ title: "Lab notes", body: `${preamble}one two` });
     expect(damaged).toHaveLength(1);
+    // Reads and the projection follow what the document now is.
+    await store.flush();
+    expect(await store.find<"page">(page.url)).toMatchObject({ body: `${preamble}one two` });
 
     // Many more changes would normally compact the document; with a chunk missing, nothing is deleted.
     const kept = (await storage.loadRange([documentIdOf(page.url)])).map((c) => c.key.join("/"));
