@@ -1,6 +1,5 @@
 import { EventEmitter } from "node:events";
 import * as A from "@automerge/automerge";
-import type { StorageKey } from "@automerge/automerge-repo/slim";
 import { isoNow, systemClock, type Clock } from "../util/clock.js";
 import { OrdoError } from "../util/errors.js";
 import { silentLogger, type Logger } from "../util/logger.js";
@@ -15,8 +14,9 @@ import {
   type CatalogEdit,
 } from "./catalog.js";
 import { DocCache, type LiveDoc } from "./doc-cache.js";
+import { GroupCommit, type WriteBatch } from "./group-commit.js";
 import { headsKey, incrementalKey, loadFromChunks, shouldCompact, snapshotKey } from "./doc-chunks.js";
-import type { DocRecord, DocStorage, RecordQuery, StorageBatch } from "./doc-storage.js";
+import type { DocRecord, DocStorage, RecordQuery } from "./doc-storage.js";
 import { docUrlOf, documentIdOf, externalDocUrl, newDocUrl, type DocUrl, type DocumentId, type ExternalIdentity } from "./ids.js";
 import { placementOf, type Audience } from "./schema/audience.js";
 import {
@@ -91,15 +91,10 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   readonly #logger: Logger;
   readonly #loading = new Map<DocumentId, Promise<LiveDoc | undefined>>();
   readonly #records = new Map<DocumentId, DocRecord>();
-  #pending: { save: Array<{ key: StorageKey; data: Uint8Array }>; remove: StorageKey[]; records: Map<DocumentId, DocRecord> } = emptyBatch();
   #catalogEdits = new Map<DocUrl, PartitionEdits>();
   /** Changes to announce once the flush that carries them has committed. */
   #committedEvents: DocChange[] = [];
-  /** A flush not started yet: it will carry every write queued before it starts. */
-  #scheduled: Promise<void> | null = null;
-  #running: Promise<void> | null = null;
-  /** The batch being committed right now, so a load meanwhile still sees its chunks. */
-  #inFlight: ReturnType<typeof emptyBatch> | null = null;
+  readonly #writes: GroupCommit;
   #closed = false;
 
   constructor(options: DocStoreOptions) {
@@ -108,6 +103,11 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     this.#cache = new DocCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
+    this.#writes = new GroupCommit(this.#storage, {
+      beforeCommit: () => this.#applyCatalogEdits(),
+      afterCommit: (batch) => this.#afterCommit(batch),
+      onError: (error) => this.#logger.error({ err: error }, "could not write documents; they stay queued and are retried"),
+    });
   }
 
   /** Documents in memory right now (bounded by `cacheSize`). */
@@ -133,7 +133,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       if ((fields as Record<string, unknown>)[key] == null) throw new SchemaError(`a ${kind} needs ${key}`);
     }
     const root = initialRoot(kind, ownCourse, fields as Partial<Fields<K>>, isoNow(this.#clock), external);
-    const doc = await this.#mutate(documentIdOf(url), "local", options, (live) => {
+    const record = await this.#mutate(documentIdOf(url), "local", options, (live) => {
       if (live) throw new OrdoError("ORDO_EXISTS", `${url} already exists`);
       const created = A.from(root);
       const verdict = validateDocument(created);
@@ -143,7 +143,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       }
       return created;
     });
-    return readEntity<K>(url, doc);
+    return entityOf<K>(record);
   }
 
   /**
@@ -155,7 +155,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     this.#assertOpen();
     const id = documentIdOf(url);
     await this.#requireEntity(id, url);
-    const doc = await this.#mutate(id, "local", options, (live) => {
+    const record = await this.#mutate(id, "local", options, (live) => {
       if (!live) throw new OrdoError("ORDO_NOT_FOUND", `no document ${url}`);
       if (readTombstone(live.doc as Record<string, unknown>)) throw new OrdoError("ORDO_DELETED", `${url} was deleted`);
       const kind = kindOf(live.doc) as K;
@@ -168,7 +168,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
         if (!verdict.ok) throw new SchemaError(`invalid ${kind}: ${verdict.errors.join("; ")}`, verdict.errors);
       });
     });
-    return readEntity<K>(url, doc);
+    return entityOf<K>(record);
   }
 
   /**
@@ -183,17 +183,14 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     if (!record || record.status !== "ok" || !isKind(record.kind)) return undefined;
     if (record.deleted && !options.includeDeleted) return undefined;
     if (record.view) return (JSON.parse(record.view) as DocView).entity as Entity<K>;
-    const live = await this.#live(id);
-    return live ? readEntity<K>(url, live.doc) : undefined;
+    return this.#read(id, (doc) => readEntity<K>(url, doc));
   }
 
   /** The URLs of a course's documents of one kind (or all kinds), from the catalog partitions this node holds. */
   async urls(course: DocUrl, kind?: Kind): Promise<DocUrl[]> {
     const seen = new Set<DocumentId>();
     for (const partition of await this.#storage.records({ course, kind: CATALOG_KIND })) {
-      const live = await this.#live(partition.id);
-      if (!live) continue;
-      for (const entry of readCatalogEntries(live.doc)) {
+      for (const entry of (await this.#read(partition.id, readCatalogEntries)) ?? []) {
         if (!entry.deleted && (kind === undefined || entry.kind === kind)) seen.add(entry.id);
       }
     }
@@ -238,9 +235,8 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       const view = JSON.parse(record.view) as DocView;
       return { url, kind: record.kind, heads: record.heads, entity: view.entity, conflicts: view.conflicts };
     }
-    const live = await this.#live(id);
-    if (!live) return undefined;
-    return { url, kind: record.kind, heads: headsKey(live.doc), entity: readEntity(url, live.doc), conflicts: fieldConflicts(live.doc) };
+    const kind = record.kind;
+    return this.#read(id, (doc) => ({ url, kind, heads: headsKey(doc), entity: readEntity(url, doc), conflicts: fieldConflicts(doc) }));
   }
 
   /** Index records of the stored documents (no document is loaded). */
@@ -253,14 +249,12 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
 
   /** The whole document, saved, for a peer that does not have it. */
   async export(url: DocUrl): Promise<Uint8Array | undefined> {
-    const live = await this.#live(documentIdOf(url));
-    return live ? A.save(live.doc) : undefined;
+    return this.#read(documentIdOf(url), (doc) => A.save(doc));
   }
 
   /** Changes of a document since the given heads (all of it when none are given), for a peer. */
   async changesSince(url: DocUrl, heads: A.Heads = []): Promise<Uint8Array | undefined> {
-    const live = await this.#live(documentIdOf(url));
-    return live ? A.saveSince(live.doc, heads) : undefined;
+    return this.#read(documentIdOf(url), (doc) => A.saveSince(doc, heads));
   }
 
   /**
@@ -272,7 +266,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     this.#assertOpen();
     const id = documentIdOf(url);
     let unchanged = "";
-    const doc = await this.#mutate(id, "remote", {}, (live) => {
+    const record = await this.#mutate(id, "remote", {}, (live) => {
       const base = live?.doc ?? A.init();
       const before = headsKey(base);
       let next: A.Doc<unknown>;
@@ -291,16 +285,15 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       unchanged = before;
       return null;
     });
-    if (!doc) return { status: "unchanged", heads: unchanged };
-    const record = await this.#record(id);
-    return { status: record?.status === "invalid" ? "quarantined" : "applied", heads: headsKey(doc) };
+    if (!record) return { status: "unchanged", heads: unchanged };
+    return { status: record.status === "invalid" ? "quarantined" : "applied", heads: record.heads };
   }
 
   // ---- durability ------------------------------------------------------------------------
 
   /** Resolves once every write so far is committed (survives a crash of this process). */
   async flush(): Promise<void> {
-    for (let next = this.#scheduled ?? this.#running; next; next = this.#scheduled ?? this.#running) await next;
+    await this.#writes.flush();
   }
 
   /** Resolves once every write so far survives a power loss: committed and synced to disk. */
@@ -332,37 +325,40 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
 
   /** The newest record written or being written by this store, if it has one in memory. */
   #knownRecord(id: DocumentId): DocRecord | undefined {
-    return this.#pending.records.get(id) ?? this.#inFlight?.records.get(id) ?? this.#records.get(id);
+    return this.#writes.record(id) ?? this.#records.get(id);
   }
 
-  async #requireEntity(id: DocumentId, url: DocUrl): Promise<LiveDoc> {
+  async #requireEntity(id: DocumentId, url: DocUrl): Promise<void> {
     const record = await this.#record(id);
-    const live = record && isKind(record.kind) && record.status === "ok" ? await this.#live(id) : undefined;
-    if (!live) throw new OrdoError("ORDO_NOT_FOUND", `no document ${url}`);
-    return live;
+    if (!record || !isKind(record.kind) || record.status !== "ok") throw new OrdoError("ORDO_NOT_FOUND", `no document ${url}`);
   }
 
-  /** The live document, loading it from storage once even when many callers ask at the same time. */
-  async #live(id: DocumentId): Promise<LiveDoc | undefined> {
-    const cached = this.#cache.get(id);
-    if (cached) return cached;
+  /**
+   * Reads a live document synchronously once it is loaded. Only this way: a document held
+   * across an `await` may be evicted and freed by another caller meanwhile.
+   */
+  async #read<T>(id: DocumentId, read: (doc: A.Doc<unknown>) => T): Promise<T | undefined> {
+    return this.#withCurrent(id, (live) => (live ? read(live.doc) : undefined));
+  }
+
+  /**
+   * Brings a document into the cache, loading it once even when many callers ask at the same
+   * time. Resolves with whether it exists; by then it may already be evicted again, so callers
+   * go through #withCurrent.
+   */
+  async #bringIn(id: DocumentId): Promise<boolean> {
+    if (this.#cache.get(id)) return true;
     let loading = this.#loading.get(id);
     if (!loading) {
       loading = this.#load(id).finally(() => this.#loading.delete(id));
       this.#loading.set(id, loading);
     }
-    await loading;
-    // Another caller may have changed it meanwhile: the cache holds the newest.
-    return this.#cache.get(id);
+    return (await loading) !== undefined;
   }
 
   async #load(id: DocumentId): Promise<LiveDoc | undefined> {
-    // Chunks not yet committed count too: the document may have been evicted before its flush.
-    const queued = [this.#inFlight, this.#pending].filter((b) => b !== null);
-    const removed = new Set(queued.flatMap((b) => b.remove.map((key) => key.join("/"))));
-    const stored = (await this.#storage.loadRange([id])).filter((chunk) => !removed.has(chunk.key.join("/")));
-    const chunks = [...stored, ...queued.flatMap((b) => b.save.filter((chunk) => chunk.key[0] === id))];
-    const loaded = loadFromChunks(chunks);
+    // Chunks not yet committed count too: the document may have been evicted before its commit.
+    const loaded = loadFromChunks(this.#writes.withQueued(id, await this.#storage.loadRange([id])));
     if (!loaded) return undefined;
     if (loaded.unreadable.length > 0) {
       this.#logger.warn({ doc: id, chunks: loaded.unreadable.length }, "chunks could not be read; the document keeps them and is not compacted");
@@ -382,13 +378,14 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
    * and the projection show what the store can actually build on, until a peer heals it.
    */
   async #reconcileRecord(id: DocumentId, doc: A.Doc<unknown>): Promise<void> {
-    const record = await this.#record(id);
     const heads = headsKey(doc);
+    const record = await this.#record(id);
+    // Only while `doc` is still the live copy: after the await it may have been replaced or freed.
     if (!record || record.heads === heads || this.#cache.peek(id)?.doc !== doc) return;
     const next = this.#describe(id, doc, record);
-    this.#pending.records.set(id, next);
+    this.#writes.pending.records.set(id, next);
     this.#committedEvents.push({ url: docUrlOf(id), kind: next.kind, heads, origin: "local", deleted: next.deleted });
-    void this.#scheduleFlush().catch((error: unknown) => this.#logger.error({ err: error, doc: id }, "could not record a damaged document's state"));
+    void this.#writes.schedule().catch(() => undefined);
   }
 
   /**
@@ -398,25 +395,45 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
    * writers to one document never work from a copy another has already replaced.
    * Resolves with the new state once it is committed; `doc-changed` is emitted then.
    */
-  async #mutate(id: DocumentId, origin: DocChange["origin"], options: WriteOptions, compute: (live: LiveDoc | undefined) => A.Doc<unknown> | null): Promise<A.Doc<unknown> | null> {
+  async #mutate(id: DocumentId, origin: DocChange["origin"], options: WriteOptions, compute: (live: LiveDoc | undefined) => A.Doc<unknown> | null): Promise<DocRecord | null> {
     const stored = await this.#storage.record(id);
-    let live = await this.#live(id);
-    // Another writer may have evicted it while we waited; load again until it is current.
-    while (live && !this.#cache.peek(id)) live = await this.#live(id);
-    const current = this.#cache.peek(id);
-    const next = compute(current);
-    if (!next) return null;
+    const staged = await this.#withCurrent(id, (current) => {
+      const next = compute(current);
+      if (!next) return null;
+      const { record, previous } = this.#stage(id, current, next, stored);
+      if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous, next);
+      return record;
+    });
+    if (!staged) return null;
+    await this.#writes.schedule();
+    if (options.durable) await this.#storage.sync();
+    const url = docUrlOf(id);
+    if (staged.status === "invalid") this.emit("doc-invalid", { url, errors: (staged.problem ?? "").split("; ") });
+    this.emit("doc-changed", { url, kind: staged.kind, heads: staged.heads, origin, deleted: staged.deleted });
+    return staged;
+  }
+
+  /**
+   * Runs `work` synchronously on the newest live copy of a document (undefined if it does not
+   * exist). Everything that touches a live document goes through here: a copy held across an
+   * `await` may meanwhile be replaced by another writer, or evicted and freed.
+   */
+  async #withCurrent<T>(id: DocumentId, work: (live: LiveDoc | undefined) => T): Promise<T> {
+    for (;;) {
+      const exists = (await this.#bringIn(id)) || this.#cache.peek(id) !== undefined;
+      const live = this.#cache.peek(id);
+      // Evicted between loading and now: load again.
+      if (live || !exists) return work(live);
+    }
+  }
+
+  /** Queues a new state: its chunks, its cache entry and its record. Synchronous. */
+  #stage(id: DocumentId, current: LiveDoc | undefined, next: A.Doc<unknown>, stored: DocRecord | undefined): { record: DocRecord; previous: DocRecord | undefined } {
     const previous = this.#knownRecord(id) ?? stored;
     this.#cache.set(id, this.#persist(id, current, next));
     const record = this.#describe(id, next, previous);
-    this.#pending.records.set(id, record);
-    if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous, next);
-    await this.#scheduleFlush();
-    if (options.durable) await this.#storage.sync();
-    const url = docUrlOf(id);
-    if (record.status === "invalid") this.emit("doc-invalid", { url, errors: (record.problem ?? "").split("; ") });
-    this.emit("doc-changed", { url, kind: record.kind, heads: record.heads, origin, deleted: record.deleted });
-    return next;
+    this.#writes.pending.records.set(id, record);
+    return { record, previous };
   }
 
   /** Queues the chunk writes for a new state; compacts into one snapshot when incrementals pile up. */
@@ -424,13 +441,13 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     if (!live || live.chunkKeys.length === 0 || shouldCompact(live)) {
       const data = A.save(next);
       const key = snapshotKey(id, A.getHeads(next));
-      this.#pending.save.push({ key, data });
-      for (const old of live?.chunkKeys ?? []) if (old.join("/") !== key.join("/")) this.#pending.remove.push(old);
+      this.#writes.pending.save.push({ key, data });
+      for (const old of live?.chunkKeys ?? []) if (old.join("/") !== key.join("/")) this.#writes.pending.remove.push(old);
       return { doc: next, chunkKeys: [key], snapshotBytes: data.byteLength, incrementalBytes: 0, degraded: live?.degraded ?? false };
     }
     const data = A.saveSince(next, A.getHeads(live.doc));
     const key = incrementalKey(id, data);
-    this.#pending.save.push({ key, data });
+    this.#writes.pending.save.push({ key, data });
     return { ...live, doc: next, chunkKeys: [...live.chunkKeys, key], incrementalBytes: live.incrementalBytes + data.byteLength };
   }
 
@@ -481,45 +498,13 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     this.#catalogEdits.set(partition, pending);
   }
 
-  /** Group commit: every write of this tick lands in the same transaction. */
-  #scheduleFlush(): Promise<void> {
-    this.#scheduled ??= new Promise<void>((resolve, reject) => {
-      setImmediate(() => {
-        this.#scheduled = null;
-        const run = (this.#running ?? Promise.resolve()).catch(() => undefined).then(() => this.#flushNow());
-        this.#running = run;
-        run.then(resolve, reject).finally(() => {
-          if (this.#running === run) this.#running = null;
-        });
-      });
-    });
-    return this.#scheduled;
-  }
-
-  async #flushNow(): Promise<void> {
-    await this.#applyCatalogEdits();
-    const batch = this.#pending;
-    if (batch.save.length === 0 && batch.remove.length === 0 && batch.records.size === 0) return;
-    this.#pending = emptyBatch();
-    const storageBatch: StorageBatch = { save: batch.save, remove: batch.remove, records: [...batch.records.values()] };
-    this.#inFlight = batch;
-    try {
-      await this.#storage.commit(storageBatch);
-    } catch (error) {
-      // Keep the writes: they are retried with the next flush, so a failed disk loses nothing.
-      this.#pending.save.unshift(...batch.save);
-      this.#pending.remove.unshift(...batch.remove);
-      for (const [id, record] of batch.records) if (!this.#pending.records.has(id)) this.#pending.records.set(id, record);
-      throw new OrdoError("ORDO_STORAGE", "could not write documents to storage", { cause: error });
-    } finally {
-      this.#inFlight = null;
-    }
+  #afterCommit(batch: WriteBatch): void {
     for (const [id, record] of batch.records) this.#records.set(id, record);
+    // The in-memory records only bridge to the storage index; keep them as bounded as the documents.
+    if (this.#records.size > this.#cache.capacity) this.#records.clear();
     const events = this.#committedEvents;
     this.#committedEvents = [];
     for (const event of events) this.emit("doc-changed", event);
-    // The in-memory record cache only bridges to the storage index; keep it as bounded as the documents.
-    if (this.#records.size > this.#cache.capacity) this.#records.clear();
   }
 
   /** Applies the catalog edits gathered during this tick: one change per partition, however many documents moved. */
@@ -529,21 +514,15 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     for (const [partition, { course, audience, edits: list }] of edits) {
       const id = documentIdOf(partition);
       const stored = await this.#storage.record(id);
-      let live = await this.#live(id);
-      while (live && !this.#cache.peek(id)) live = await this.#live(id);
-      // From here on synchronous, like #mutate: a peer's copy of this partition may arrive concurrently.
-      const current = this.#cache.peek(id);
-      const before = current ? headsKey(current.doc) : "";
-      const next = A.change((current?.doc ?? A.from(initialCatalog(course, audience))) as A.Doc<Record<string, unknown>>, (draft) => applyCatalogEdits(draft, list));
-      if (headsKey(next) === before) {
+      // Through #withCurrent, like #mutate: a peer's copy of this partition may arrive concurrently.
+      const record = await this.#withCurrent(id, (current) => {
+        const before = current ? headsKey(current.doc) : "";
+        const next = A.change((current?.doc ?? A.from(initialCatalog(course, audience))) as A.Doc<Record<string, unknown>>, (draft) => applyCatalogEdits(draft, list));
+        if (headsKey(next) !== before) return this.#stage(id, current, next, stored).record;
         if (current) this.#cache.set(id, { ...current, doc: next });
-        continue;
-      }
-      const previous = this.#knownRecord(id) ?? stored;
-      this.#cache.set(id, this.#persist(id, current, next));
-      const record = this.#describe(id, next, previous);
-      this.#pending.records.set(id, record);
-      this.#committedEvents.push({ url: partition, kind: CATALOG_KIND, heads: record.heads, origin: "local", deleted: false });
+        return null;
+      });
+      if (record) this.#committedEvents.push({ url: partition, kind: CATALOG_KIND, heads: record.heads, origin: "local", deleted: false });
     }
   }
 }
@@ -554,8 +533,10 @@ interface PartitionEdits {
   edits: CatalogEdit[];
 }
 
-function emptyBatch() {
-  return { save: [] as Array<{ key: StorageKey; data: Uint8Array }>, remove: [] as StorageKey[], records: new Map<DocumentId, DocRecord>() };
+/** The entity a freshly written record describes (every valid entity's record carries its view). */
+function entityOf<K extends Kind>(record: DocRecord | null): Entity<K> {
+  if (!record?.view) throw new OrdoError("ORDO_INTERNAL", "a written entity has no view");
+  return (JSON.parse(record.view) as DocView).entity as Entity<K>;
 }
 
 function kindOf(doc: A.Doc<unknown>): string | undefined {

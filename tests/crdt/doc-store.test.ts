@@ -243,6 +243,19 @@ describe("memory and durability", () => {
     expect(await store.urls(course.url, "page")).toHaveLength(60);
   });
 
+  it("applies every one of many concurrent changes to the same documents, even while evicting", async () => {
+    const { store } = openStore({ cacheSize: 2 });
+    const course = await seedCourse(store);
+    const pages = await Promise.all([0, 1, 2].map((i) => store.create("page", { course: course.url, title: `P${i}`, body: "" })));
+    await Promise.all(
+      Array.from({ length: 30 }, (_, n) => store.change<"page">(pages[n % 3]!.url, (d) => (d.body = `${d.body}${n};`))),
+    );
+    for (const [i, page] of pages.entries()) {
+      const expected = Array.from({ length: 10 }, (_, k) => `${k * 3 + i};`).join("");
+      expect((await store.find<"page">(page.url))?.body).toBe(expected);
+    }
+  });
+
   it("resolves a durable write only after the storage has synced", async () => {
     const { store, storage } = openStore();
     let synced = 0;
