@@ -7,6 +7,7 @@ import { docUrlOf, documentIdOf, type DocUrl } from "./crdt/ids.js";
 import { openSqliteStorage } from "./crdt/sqlite-storage-adapter.js";
 import type { Database } from "./projection/database.js";
 import { openProjectionDb, type ProjectionDb } from "./projection/projection-db.js";
+import { clearCompleteAt, readCompleteAt, writeCompleteAt } from "./projection/projection-state.js";
 import { createProjectionRunner, type CatchUpOptions, type CatchUpResult, type ProjectionChange, type ProjectionRunner, type ProjectionSource } from "./projection/projection-runner.js";
 import { systemClock, type Clock } from "./util/clock.js";
 import { OrdoError } from "./util/errors.js";
@@ -69,6 +70,10 @@ export class Engine {
   #writes: Promise<unknown> = Promise.resolve();
   #failures = 0;
   #closed = false;
+  /** False when opened without migrating (`ordo migrate`): the state table may not exist. */
+  readonly #tracksCompleteness: boolean;
+  /** What the catch-up at open did; null when the projection was already complete. */
+  #startup: CatchUpResult | null = null;
   readonly #onChange = (change: DocChange) => this.#queue(change.url);
 
   private constructor(
@@ -77,7 +82,9 @@ export class Engine {
     storage: DocStorage,
     projection: ProjectionDb,
     logger: Logger,
+    tracksCompleteness: boolean,
   ) {
+    this.#tracksCompleteness = tracksCompleteness;
     this.#storage = storage;
     this.#projection = projection;
     this.#runner = createProjectionRunner(projection.db);
@@ -108,9 +115,26 @@ export class Engine {
       throw error;
     }
     const docs = new DocStore({ storage, cacheSize: options.cacheSize, clock: options.clock ?? systemClock, logger });
-    const engine = new Engine(dataDir, docs, storage, projection, logger);
-    if (options.migrate ?? true) await engine.catchUp();
+    const engine = new Engine(dataDir, docs, storage, projection, logger, options.migrate ?? true);
+    if (engine.#tracksCompleteness) await engine.#resume();
     return engine;
+  }
+
+  /**
+   * After a clean shutdown the projection records the store generation it was complete at;
+   * if the store has not been written since, there is nothing to compare. Otherwise (a crash,
+   * another writer) it catches up by comparing every document's heads. The marker is removed
+   * while the engine runs, so a crash at any point leads to a full catch-up next time.
+   */
+  async #resume(): Promise<void> {
+    const completeAt = await readCompleteAt(this.db);
+    if (completeAt === undefined || completeAt !== (await this.#storage.generation())) this.#startup = await this.catchUp();
+    await clearCompleteAt(this.db);
+  }
+
+  /** What opening had to project: null when the projection was already complete. */
+  get startup(): CatchUpResult | null {
+    return this.#startup;
   }
 
   /** The projected tables, typed. */
@@ -176,8 +200,11 @@ export class Engine {
     const errors: unknown[] = [];
     const attempt = async (step: () => Promise<unknown>) => step().catch((error: unknown) => errors.push(error));
     await attempt(() => this.whenProjected());
-    this.docs.off("doc-changed", this.#onChange);
     await attempt(() => this.docs.close());
+    // Writes flushed by closing the store are projected too, before the marker says "complete".
+    await attempt(() => this.whenProjected());
+    this.docs.off("doc-changed", this.#onChange);
+    if (errors.length === 0 && this.#tracksCompleteness) await attempt(async () => writeCompleteAt(this.db, await this.#storage.generation()));
     await attempt(() => this.#storage.close());
     await attempt(() => this.#projection.close());
     if (errors.length > 0) throw new OrdoError("ORDO_CLOSE", "the engine did not close cleanly", { cause: errors[0] });

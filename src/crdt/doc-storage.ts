@@ -62,6 +62,11 @@ export interface DocStorage extends StorageAdapterInterface {
   records(query?: RecordQuery): Promise<DocRecord[]>;
   /** Resolves once everything committed so far survives a power loss, not just a crash. */
   sync(): Promise<void>;
+  /**
+   * A number that grows with every committed write. A reader that remembers it (the
+   * projection, at a clean shutdown) knows on the next start whether anything changed since.
+   */
+  generation(): Promise<number>;
   /** Chunks set aside as damaged since the store was created. */
   damagedChunks(): Promise<DamagedChunk[]>;
   close(): Promise<void>;

@@ -268,6 +268,8 @@ export class SqliteStorageAdapter implements DocStorage {
   readonly #statements: ReturnType<typeof prepareStatements>;
   readonly #recordQueries = new Map<string, Database.Statement<unknown[], DocumentRow>>();
   readonly #commitBatch: (batch: StorageBatch) => void;
+  /** Runs one write and counts it in the generation, in one transaction. */
+  readonly #bumped: (write: () => unknown) => void;
   /** Moves a chunk to `damaged_chunks` if it is still damaged; returns the fresh verdict. */
   readonly #quarantine: (seq: number, detectedAt: string) => Verdict | undefined;
   #closed = false;
@@ -286,6 +288,11 @@ export class SqliteStorageAdapter implements DocStorage {
       for (const { key, data } of batch.save ?? []) s.upsertChunk.run(encodeStorageKey(key), asBuffer(data), data.byteLength, sha256(data));
       for (const key of batch.remove ?? []) s.deleteChunk.run(encodeStorageKey(key));
       for (const record of batch.records ?? []) s.upsertDocument.run(...toRow(record));
+      s.bumpGeneration.run();
+    });
+    this.#bumped = this.#db.transaction((write: () => unknown) => {
+      write();
+      s.bumpGeneration.run();
     });
     const quarantine = this.#db.transaction((seq: number, detectedAt: string): Verdict | undefined => {
       // Re-read inside the transaction: what gets moved is exactly what was judged damaged.
@@ -313,14 +320,13 @@ export class SqliteStorageAdapter implements DocStorage {
     this.#checkOpen();
     const encoded = encodeStorageKey(key);
     checkData(key, data);
-    // One statement is its own transaction in SQLite: no explicit BEGIN needed.
-    this.#write("save", () => this.#statements.upsertChunk.run(encoded, asBuffer(data), data.byteLength, sha256(data)));
+    this.#write("save", () => this.#bumped(() => this.#statements.upsertChunk.run(encoded, asBuffer(data), data.byteLength, sha256(data))));
   }
 
   async remove(key: StorageKey): Promise<void> {
     this.#checkOpen();
     const encoded = encodeStorageKey(key);
-    this.#write("remove", () => this.#statements.deleteChunk.run(encoded));
+    this.#write("remove", () => this.#bumped(() => this.#statements.deleteChunk.run(encoded)));
   }
 
   async loadRange(keyPrefix: StorageKey): Promise<Chunk[]> {
@@ -342,9 +348,8 @@ export class SqliteStorageAdapter implements DocStorage {
     this.#checkOpen();
     const prefix = this.#encodePrefix(keyPrefix);
     const s = this.#statements;
-    // One DELETE statement is atomic on its own, however many rows it removes.
     this.#write("removeRange", () =>
-      prefix === undefined ? s.deleteAllChunks.run() : s.deleteChunkRange.run(prefix, prefix + KEY_SEPARATOR, prefix + KEY_RANGE_END),
+      this.#bumped(() => (prefix === undefined ? s.deleteAllChunks.run() : s.deleteChunkRange.run(prefix, prefix + KEY_SEPARATOR, prefix + KEY_RANGE_END))),
     );
   }
 
@@ -408,6 +413,12 @@ export class SqliteStorageAdapter implements DocStorage {
     });
     this.#pendingSync = pending;
     return pending;
+  }
+
+  /** Counts every committed write: equal generations mean nothing was written in between. */
+  async generation(): Promise<number> {
+    this.#checkOpen();
+    return this.#read(() => this.#statements.selectGeneration.get()?.value ?? 0);
   }
 
   /** Chunks set aside as damaged, oldest first. */
@@ -601,6 +612,10 @@ function prepareStatements(db: Database.Database) {
          owner = excluded.owner, heads = excluded.heads, deleted = excluded.deleted, status = excluded.status,
          problem = excluded.problem, updated_at = excluded.updated_at, view = excluded.view`,
     ),
+    bumpGeneration: db.prepare<[]>(
+      `INSERT INTO meta (key, value) VALUES ('generation', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1`,
+    ),
+    selectGeneration: db.prepare<[], { value: number }>(`SELECT value FROM meta WHERE key = 'generation'`),
     bumpSyncCounter: db.prepare<[]>(
       `INSERT INTO meta (key, value) VALUES ('sync_barriers', 1) ON CONFLICT (key) DO UPDATE SET value = value + 1`,
     ),

@@ -23,6 +23,13 @@ export interface Database {
   search_rows: SearchContentTable;
   /** The FTS5 index over `search_rows`: query it with MATCH, never write to it. */
   search: SearchTable;
+  projection_state: ProjectionStateTable;
+}
+
+/** Facts the projection keeps about itself (see migrations/0002). */
+export interface ProjectionStateTable {
+  key: string;
+  value: string;
 }
 
 /** A SQLite boolean: 0 or 1. */

@@ -7,6 +7,7 @@ export class MemoryDocStorage implements DocStorage {
   readonly chunks = new Map<string, Chunk>();
   readonly recordsById = new Map<DocumentId, DocRecord>();
   syncs = 0;
+  commits = 0;
 
   async load(key: StorageKey): Promise<Uint8Array | undefined> {
     return this.chunks.get(encode(key))?.data;
@@ -27,6 +28,10 @@ export class MemoryDocStorage implements DocStorage {
     for (const { key, data } of batch.save ?? []) this.chunks.set(encode(key), { key, data });
     for (const key of batch.remove ?? []) this.chunks.delete(encode(key));
     for (const record of batch.records ?? []) this.recordsById.set(record.id, record);
+    this.commits++;
+  }
+  async generation(): Promise<number> {
+    return this.commits;
   }
   async record(id: DocumentId): Promise<DocRecord | undefined> {
     return this.recordsById.get(id);

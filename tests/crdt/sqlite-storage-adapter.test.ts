@@ -373,6 +373,20 @@ describe("SqliteStorageAdapter file", () => {
     });
   });
 
+  it("counts every write in its generation, and nothing else", async () => {
+    const env = setup();
+    const start = await env.storage.generation();
+    await env.storage.commit({ save: [{ key: ["d1", "snapshot", "s"], data: bytes(1) }], records: [record("d1")] });
+    await env.storage.save(["d1", "incremental", "i"], bytes(2));
+    await env.storage.remove(["d1", "incremental", "i"]);
+    await env.storage.removeRange(["d2"]);
+    expect(await env.storage.generation()).toBe(start + 4);
+    await env.storage.loadRange(["d1"]);
+    await env.storage.records();
+    await env.storage.sync();
+    expect(await env.storage.generation()).toBe(start + 4);
+  });
+
   it("upgrades a file of the first schema, and keeps a record's view out of listings", async () => {
     const env = setup();
     await env.storage.close();

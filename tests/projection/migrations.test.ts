@@ -9,6 +9,9 @@ import { MigrationError, MigrationFileError } from "../../src/projection/project
 import { parseMigrationFile, splitSqlStatements } from "../../src/projection/sql-file-migration-provider.js";
 import { openTempProjection } from "./fixtures.js";
 
+/** Every migration in the repository's folder, oldest first. */
+const MIGRATIONS = ["0001_initial", "0002_projection_state"];
+
 const PROJECTED_TABLES = [
   "assignments",
   "conflicts",
@@ -21,6 +24,7 @@ const PROJECTED_TABLES = [
   "modules",
   "pages",
   "posts",
+  "projection_state",
   "search",
   "search_rows",
   "submissions",
@@ -105,7 +109,7 @@ describe("openProjectionDb and the migrations", () => {
     const names = await tableNames(projection as never);
     expect(names).toEqual(PROJECTED_TABLES);
     const status = await projection.status();
-    expect(status.map((m) => m.name)).toEqual(["0001_initial"]);
+    expect(status.map((m) => m.name)).toEqual(MIGRATIONS);
     expect(status.every((m) => m.executedAt instanceof Date)).toBe(true);
     expect(fileURLToPath(DEFAULT_MIGRATIONS_FOLDER)).toMatch(/migrations\/$/);
   });
@@ -157,13 +161,16 @@ describe("openProjectionDb and the migrations", () => {
     }
   });
 
-  it("steps down and up again", async () => {
+  it("steps down and up again, one migration at a time", async () => {
     const projection = await setup();
+    expect(await projection.down()).toEqual(["0002_projection_state"]);
+    expect(await tableNames(projection as never)).toEqual(PROJECTED_TABLES.filter((t) => t !== "projection_state"));
     expect(await projection.down()).toEqual(["0001_initial"]);
     expect(await tableNames(projection as never)).toEqual([]);
     expect((await projection.status())[0]?.executedAt).toBeNull();
     expect(await projection.down()).toEqual([]);
     expect(await projection.up()).toEqual(["0001_initial"]);
+    expect(await projection.up()).toEqual(["0002_projection_state"]);
     expect(await tableNames(projection as never)).toEqual(PROJECTED_TABLES);
     expect(await projection.up()).toEqual([]);
   });
@@ -171,7 +178,7 @@ describe("openProjectionDb and the migrations", () => {
   it("opens without migrating when asked, and migrates on demand", async () => {
     const projection = await setup({ migrate: false });
     expect(await tableNames(projection as never)).toEqual([]);
-    expect(await projection.latest()).toEqual(["0001_initial"]);
+    expect(await projection.latest()).toEqual(MIGRATIONS);
     expect(await projection.latest()).toEqual([]);
   });
 
