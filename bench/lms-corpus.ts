@@ -1,6 +1,7 @@
 import type { CreateInput } from "../src/crdt/doc-store.js";
 import type { DocUrl } from "../src/crdt/ids.js";
 import type { Kind } from "../src/crdt/schema/kinds.js";
+import { createRandom } from "../src/util/random.js";
 
 /**
  * The documents both sides of the benchmark create: whole classes (a course, its people,
@@ -42,18 +43,6 @@ const WORDS = (
   "question answer reason because however therefore although while before after during " +
   "the a our this that each every most some many few more less than with without under over"
 ).split(" ");
-
-/** mulberry32: small, fast and the same on every machine. */
-function createRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Generates `count` documents (the last class is cut short to fit). Every reference points

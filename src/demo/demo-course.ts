@@ -1,6 +1,7 @@
 import type { CreateInput, DocStore } from "../crdt/doc-store.js";
 import { externalDocUrl, type DocUrl } from "../crdt/ids.js";
 import type { Kind, ModuleItem } from "../crdt/schema/kinds.js";
+import { createRandom } from "../util/random.js";
 
 /** The size of the demo course; the defaults make a realistic class. */
 export interface DemoOptions {
@@ -28,18 +29,6 @@ const LAST = ["Okafor", "Novak", "Haddad", "Lindqvist", "Moreau", "Tanaka", "Sil
 const TOPICS = ["Cells", "Photosynthesis", "Genetics", "Evolution", "Ecology", "Microbes", "Proteins", "Respiration", "Mitosis", "Enzymes"];
 const OPENERS = ["I think", "In our lab we saw that", "My hypothesis is that", "The reading suggests", "I was surprised that", "Could it be that"];
 const CLAIMS = ["the cell membrane controls what enters", "light intensity limits the rate", "dominant alleles mask recessive ones", "variation drives selection", "energy flows one way through a food web", "temperature changes enzyme activity"];
-
-/** A small deterministic PRNG (mulberry32): the demo must be the same on every machine. */
-function createRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Documents created per commit: large enough to amortize the transaction, small enough to keep memory flat. */
 const DEMO_BATCH = 200;
