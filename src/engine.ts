@@ -204,7 +204,13 @@ export class Engine {
     // Writes flushed by closing the store are projected too, before the marker says "complete".
     await attempt(() => this.whenProjected());
     this.docs.off("doc-changed", this.#onChange);
-    if (errors.length === 0 && this.#tracksCompleteness) await attempt(async () => writeCompleteAt(this.db, await this.#storage.generation()));
+    if (errors.length === 0 && this.#tracksCompleteness) {
+      // The store is synced first: a power cut must not leave a marker newer than the documents.
+      await attempt(async () => {
+        await this.#storage.sync();
+        await writeCompleteAt(this.db, await this.#storage.generation());
+      });
+    }
     await attempt(() => this.#storage.close());
     await attempt(() => this.#projection.close());
     if (errors.length > 0) throw new OrdoError("ORDO_CLOSE", "the engine did not close cleanly", { cause: errors[0] });
