@@ -71,7 +71,7 @@ export class Engine {
   #failures = 0;
   #closed = false;
   /** False when opened without migrating (`ordo migrate`): the state table may not exist. */
-  readonly #tracksCompleteness: boolean;
+  #tracksCompleteness: boolean;
   /** What the catch-up at open did; null when the projection was already complete. */
   #startup: CatchUpResult | null = null;
   readonly #onChange = (change: DocChange) => this.#queue(change.url);
@@ -116,7 +116,16 @@ export class Engine {
     }
     const docs = new DocStore({ storage, cacheSize: options.cacheSize, clock: options.clock ?? systemClock, logger });
     const engine = new Engine(dataDir, docs, storage, projection, logger, options.migrate ?? true);
-    if (engine.#tracksCompleteness) await engine.#resume();
+    if (engine.#tracksCompleteness) {
+      try {
+        await engine.#resume();
+      } catch (error) {
+        // Close without claiming the projection complete: the next open must catch up again.
+        engine.#tracksCompleteness = false;
+        await engine.close().catch(() => undefined);
+        throw error;
+      }
+    }
     return engine;
   }
 
