@@ -100,6 +100,9 @@ export class Engine {
       mkdirSync(dataDir, { recursive: true });
     } else if (!statSync(dataDir).isDirectory()) {
       throw new OrdoError("ORDO_NO_DATA", `${dataDir} is not a directory`);
+    } else if (!options.create && !existsSync(join(dataDir, "store.sqlite"))) {
+      // An existing but foreign directory is not a node: do not write into it unasked.
+      throw new OrdoError("ORDO_NO_DATA", `no node in ${dataDir} (run \`ordo init\` first)`);
     }
     const logger = options.logger ?? silentLogger;
     const storage = openSqliteStorage({

@@ -92,8 +92,6 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   readonly #loading = new Map<DocumentId, Promise<LiveDoc | undefined>>();
   readonly #records = new Map<DocumentId, DocRecord>();
   #catalogEdits = new Map<DocUrl, PartitionEdits>();
-  /** Changes to announce once the flush that carries them has committed. */
-  #committedEvents: DocChange[] = [];
   readonly #writes: GroupCommit;
   #closed = false;
 
@@ -309,6 +307,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       await this.flush();
     } finally {
       this.#closed = true;
+      this.#writes.stop();
       this.#cache.clear();
     }
   }
@@ -384,7 +383,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     if (!record || record.heads === heads || this.#cache.peek(id)?.doc !== doc) return;
     const next = this.#describe(id, doc, record);
     this.#writes.pending.records.set(id, next);
-    this.#committedEvents.push({ url: docUrlOf(id), kind: next.kind, heads, origin: "local", deleted: next.deleted });
+    this.#announce(next, "local");
     void this.#writes.schedule().catch(() => undefined);
   }
 
@@ -402,15 +401,23 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       if (!next) return null;
       const { record, previous } = this.#stage(id, current, next, stored);
       if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous, next);
+      this.#announce(record, origin);
       return record;
     });
     if (!staged) return null;
+    // If this commit fails, the write and its announcement stay queued and land with a retry.
     await this.#writes.schedule();
     if (options.durable) await this.#storage.sync();
-    const url = docUrlOf(id);
-    if (staged.status === "invalid") this.emit("doc-invalid", { url, errors: (staged.problem ?? "").split("; ") });
-    this.emit("doc-changed", { url, kind: staged.kind, heads: staged.heads, origin, deleted: staged.deleted });
     return staged;
+  }
+
+  /** Queues the events of a staged record: they are emitted when its batch commits, never before. */
+  #announce(record: DocRecord, origin: DocChange["origin"]): void {
+    const url = docUrlOf(record.id);
+    this.#writes.pending.notify.push(() => {
+      if (record.status === "invalid") this.emit("doc-invalid", { url, errors: (record.problem ?? "").split("; ") });
+      this.emit("doc-changed", { url, kind: record.kind, heads: record.heads, origin, deleted: record.deleted });
+    });
   }
 
   /**
@@ -502,27 +509,32 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     for (const [id, record] of batch.records) this.#records.set(id, record);
     // The in-memory records only bridge to the storage index; keep them as bounded as the documents.
     if (this.#records.size > this.#cache.capacity) this.#records.clear();
-    const events = this.#committedEvents;
-    this.#committedEvents = [];
-    for (const event of events) this.emit("doc-changed", event);
   }
 
-  /** Applies the catalog edits gathered during this tick: one change per partition, however many documents moved. */
+  /**
+   * Applies the catalog edits gathered during this tick: one change per partition, however
+   * many documents moved. A partition's edits leave the queue only when they are staged, so a
+   * failure part way keeps the rest for the retry.
+   */
   async #applyCatalogEdits(): Promise<void> {
-    const edits = this.#catalogEdits;
-    this.#catalogEdits = new Map();
-    for (const [partition, { course, audience, edits: list }] of edits) {
+    for (const partition of [...this.#catalogEdits.keys()]) {
       const id = documentIdOf(partition);
       const stored = await this.#storage.record(id);
       // Through #withCurrent, like #mutate: a peer's copy of this partition may arrive concurrently.
-      const record = await this.#withCurrent(id, (current) => {
+      await this.#withCurrent(id, (current) => {
+        const pending = this.#catalogEdits.get(partition);
+        if (!pending) return;
+        this.#catalogEdits.delete(partition);
         const before = current ? headsKey(current.doc) : "";
-        const next = A.change((current?.doc ?? A.from(initialCatalog(course, audience))) as A.Doc<Record<string, unknown>>, (draft) => applyCatalogEdits(draft, list));
-        if (headsKey(next) !== before) return this.#stage(id, current, next, stored).record;
-        if (current) this.#cache.set(id, { ...current, doc: next });
-        return null;
+        const next = A.change((current?.doc ?? A.from(initialCatalog(pending.course, pending.audience))) as A.Doc<Record<string, unknown>>, (draft) =>
+          applyCatalogEdits(draft, pending.edits),
+        );
+        if (headsKey(next) === before) {
+          if (current) this.#cache.set(id, { ...current, doc: next });
+          return;
+        }
+        this.#announce(this.#stage(id, current, next, stored).record, "local");
       });
-      if (record) this.#committedEvents.push({ url: partition, kind: CATALOG_KIND, heads: record.heads, origin: "local", deleted: false });
     }
   }
 }

@@ -8,12 +8,14 @@ export interface WriteBatch {
   save: Array<{ key: StorageKey; data: Uint8Array }>;
   remove: StorageKey[];
   records: Map<DocumentId, DocRecord>;
+  /** Announcements of the batch's changes, made once it is committed (and only then). */
+  notify: Array<() => void>;
 }
 
 export interface GroupCommitHooks {
   /** Runs first in each commit, and may add to the batch (the store adds catalog edits here). */
   beforeCommit(): Promise<void>;
-  /** Runs once a batch is committed. */
+  /** Runs once a batch is committed, before its announcements. */
   afterCommit(batch: WriteBatch): void;
   /** A commit failed; its writes are kept and retried. */
   onError(error: unknown): void;
@@ -34,6 +36,7 @@ export class GroupCommit {
   /** A commit not started yet: it will carry every write queued before it starts. */
   #scheduled: Promise<void> | null = null;
   #running: Promise<void> | null = null;
+  #stopped = false;
 
   constructor(
     private readonly storage: DocStorage,
@@ -72,10 +75,20 @@ export class GroupCommit {
     return [...stored.filter((chunk) => !removed.has(chunk.key.join("/"))), ...queued.flatMap((batch) => batch.save.filter((chunk) => chunk.key[0] === id))];
   }
 
+  /** Stops retrying failed commits (the store is closing). */
+  stop(): void {
+    this.#stopped = true;
+  }
+
   async #commit(): Promise<void> {
-    await this.hooks.beforeCommit();
+    try {
+      await this.hooks.beforeCommit();
+    } catch (error) {
+      // Nothing was taken off the queue: the next attempt carries it all.
+      throw this.#failed(error);
+    }
     const batch = this.pending;
-    if (batch.save.length === 0 && batch.remove.length === 0 && batch.records.size === 0) return;
+    if (batch.save.length === 0 && batch.remove.length === 0 && batch.records.size === 0 && batch.notify.length === 0) return;
     this.pending = emptyBatch();
     this.inFlight = batch;
     try {
@@ -83,17 +96,23 @@ export class GroupCommit {
     } catch (error) {
       this.pending.save.unshift(...batch.save);
       this.pending.remove.unshift(...batch.remove);
+      this.pending.notify.unshift(...batch.notify);
       for (const [id, record] of batch.records) if (!this.pending.records.has(id)) this.pending.records.set(id, record);
-      this.hooks.onError(error);
-      setTimeout(() => void this.schedule().catch(() => undefined), DEFAULT_RETRY_MS).unref();
-      throw new OrdoError("ORDO_STORAGE", "could not write documents to storage", { cause: error });
+      throw this.#failed(error);
     } finally {
       this.inFlight = null;
     }
     this.hooks.afterCommit(batch);
+    for (const announce of batch.notify) announce();
+  }
+
+  #failed(error: unknown): OrdoError {
+    this.hooks.onError(error);
+    if (!this.#stopped) setTimeout(() => void this.schedule().catch(() => undefined), DEFAULT_RETRY_MS).unref();
+    return new OrdoError("ORDO_STORAGE", "could not write documents to storage; they stay queued and are retried", { cause: error });
   }
 }
 
 function emptyBatch(): WriteBatch {
-  return { save: [], remove: [], records: new Map() };
+  return { save: [], remove: [], records: new Map(), notify: [] };
 }

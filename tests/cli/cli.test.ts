@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTempDir } from "../../src/testing/temp-dir.js";
@@ -106,6 +106,11 @@ describe("the ordo command", () => {
       expect(result.stderr).toMatch(/^ordo: no data directory at .*missing/);
     }
     expect(existsSync(nowhere)).toBe(false);
+    // An existing directory that holds no node is not written into either.
+    const foreign = join(temp.dir, "foreign");
+    mkdirSync(foreign);
+    expect(ordo(["status", "--data", foreign]).stderr).toMatch(/^ordo: no node in .*foreign/);
+    expect(readdirSync(foreign)).toEqual([]);
     expect(ordo(["demo", "--data", data, "--students", "many"]).stderr).toMatch(/expected a whole number/);
   });
 

@@ -347,3 +347,54 @@ describe("stored views", () => {
     expect((await a.storage.record(documentIdOf(page.url)))?.view).toContain("Notes");
   });
 });
+
+describe("storage failures", () => {
+  it("keeps a change whose commit failed, and announces it once a retry commits it", async () => {
+    const { store, storage } = openStore();
+    const course = await seedCourse(store);
+    const other = await store.create("page", { course: course.url, title: "Other" });
+    const announced: string[] = [];
+    store.on("doc-changed", (e) => announced.push(e.url));
+    const commit = storage.commit.bind(storage);
+    let failures = 1;
+    storage.commit = async (batch) => {
+      if (failures-- > 0) throw new Error("disk full");
+      return commit(batch);
+    };
+
+    await expect(store.change<"course">(course.url, (d) => (d.name = "Chemistry"))).rejects.toMatchObject({ code: "ORDO_STORAGE" });
+    expect(announced).toEqual([]);
+    // The next write carries the queued one with it.
+    await store.change<"page">(other.url, (d) => (d.title = "Other 2"));
+    expect(announced).toContain(course.url);
+    expect((await storage.record(documentIdOf(course.url)))?.view).toContain("Chemistry");
+  });
+
+  it("keeps catalog edits when preparing a commit fails, and lists the document after the retry", async () => {
+    const { store, storage } = openStore();
+    const course = await seedCourse(store);
+    const staff = documentIdOf(catalogUrl(course.url, "staff"));
+    const record = storage.record.bind(storage);
+    let failures = 1;
+    storage.record = async (id) => {
+      if (id === staff && failures-- > 0) throw new Error("read failed");
+      return record(id);
+    };
+    await expect(store.create("assignment", { course: course.url, title: "Draft lab" })).rejects.toMatchObject({ code: "ORDO_STORAGE" });
+    await store.create("page", { course: course.url, title: "Another write" });
+    expect(await store.urls(course.url, "assignment")).toHaveLength(1);
+  });
+});
+
+describe("typed drafts", () => {
+  it("writes external ids through draft.external, and refuses undefined", async () => {
+    const { store } = openStore();
+    const course = await seedCourse(store);
+    const lab = await store.create("assignment", { course: course.url, title: "Lab" });
+    const changed = await store.change<"assignment">(lab.url, (d) => {
+      d.external.canvas = "31001";
+    });
+    expect(changed.external).toEqual({ canvas: "31001" });
+    await expect(store.change<"assignment">(lab.url, (d) => ((d as unknown as Record<string, unknown>).dueAt = undefined))).rejects.toMatchObject({ code: "ORDO_SCHEMA" });
+  });
+});

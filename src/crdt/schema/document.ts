@@ -177,11 +177,12 @@ export function draftOf<K extends Kind>(kind: K, proxy: A.Doc<Root>): Draft<K> {
   const specs = fieldSpecs(kind);
   return new Proxy(proxy as Root, {
     get(target, key) {
-      if (key === "external") return readExternal(target);
+      if (key === "external") return externalDraft(target);
       return typeof key === "string" ? unwrap(Reflect.get(target, key)) : undefined;
     },
     set(target, key, value) {
       if (typeof key !== "string") return false;
+      if (value === undefined) throw new SchemaError(`${key} cannot be set to undefined; use null`);
       if (ENVELOPE_KEYS.has(key)) throw new SchemaError(`${key} is kept by the store and cannot be set in a change`);
       const spec = specs[key];
       if (key === "external") {
@@ -200,6 +201,18 @@ export function draftOf<K extends Kind>(kind: K, proxy: A.Doc<Root>): Draft<K> {
       throw new SchemaError(`fields cannot be deleted (${String(key)}); set them to null or delete the document`);
     },
   }) as unknown as Draft<K>;
+}
+
+/** `draft.external`, whose keys write through to the document's top-level id keys. */
+function externalDraft(root: Root): ExternalIds {
+  return new Proxy(readExternal(root), {
+    set(ids, system, id) {
+      if (!(system in EXTERNAL_KEYS)) throw new SchemaError(`unknown external system ${String(system)}`);
+      if (typeof id !== "string") throw new SchemaError(`an external id is a string`);
+      setExternal(root, { [system]: id });
+      return Reflect.set(ids, system, id);
+    },
+  });
 }
 
 /** Stamps the envelope after a change. */
