@@ -40,10 +40,6 @@ function fieldSpecs(kind: Kind): Record<string, FieldSpec<unknown>> {
   return KIND_FIELDS[kind] as Record<string, FieldSpec<unknown>>;
 }
 
-export function isTextField(kind: Kind, key: string): boolean {
-  return fieldSpecs(kind)[key]?.text === true;
-}
-
 type Root = Record<string, unknown>;
 
 /** The document to start an entity with; only the fields given are written, so that two
