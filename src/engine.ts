@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Kysely } from "kysely";
-import { DocStore, type DocChange } from "./crdt/doc-store.js";
+import { DocStore, type DocChange, type DocStoreOptions } from "./crdt/doc-store.js";
 import type { DocStorage } from "./crdt/doc-storage.js";
 import { docUrlOf, documentIdOf, type DocUrl } from "./crdt/ids.js";
 import { openSqliteStorage } from "./crdt/sqlite-storage-adapter.js";
@@ -32,6 +32,8 @@ export interface EngineOptions {
    * `ordo migrate` opens without, to move the schema one step at a time.
    */
   migrate?: boolean;
+  /** Which catalog partitions this node keeps (see `DocStoreOptions.maintainsCatalog`). */
+  maintainsCatalog?: DocStoreOptions["maintainsCatalog"];
 }
 
 /** What a node holds, for `ordo status` and `/status`. */
@@ -117,7 +119,7 @@ export class Engine {
       await storage.close();
       throw error;
     }
-    const docs = new DocStore({ storage, cacheSize: options.cacheSize, clock: options.clock ?? systemClock, logger });
+    const docs = new DocStore({ storage, cacheSize: options.cacheSize, clock: options.clock ?? systemClock, logger, maintainsCatalog: options.maintainsCatalog });
     const engine = new Engine(dataDir, docs, storage, projection, logger, options.migrate ?? true);
     if (engine.#tracksCompleteness) {
       try {

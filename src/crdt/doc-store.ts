@@ -45,6 +45,12 @@ export interface DocStoreOptions {
   cacheSize?: number;
   clock?: Clock;
   logger?: Logger;
+  /**
+   * Which catalog partitions this node keeps up to date (all, unless told otherwise). A
+   * student's node may only write its own partition: edits it could not send would leave
+   * its copy of the others diverged from everyone else's.
+   */
+  maintainsCatalog?: (course: DocUrl, audience: Audience) => boolean;
 }
 
 /** A document changed, here or on a peer, and the change is committed to storage. */
@@ -77,6 +83,14 @@ export interface CreateOptions extends WriteOptions {
 
 export type ReceiveResult = { status: "unchanged" | "applied" | "quarantined"; heads: string };
 
+/** Decides whether a peer's changes may land: `next` is the record the document would have. */
+export type AdmitChanges = (next: DocRecord, previous: DocRecord | undefined) => boolean;
+
+export interface SyncReceipt {
+  state: A.SyncState;
+  status: "unchanged" | "applied" | "quarantined" | "refused";
+}
+
 /**
  * Every document of a node: typed create, change, find, list and delete over Automerge,
  * persisted through a `DocStorage`, with a bounded set of documents in memory.
@@ -93,6 +107,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   readonly #records = new Map<DocumentId, DocRecord>();
   #catalogEdits = new Map<DocUrl, PartitionEdits>();
   readonly #writes: GroupCommit;
+  readonly #maintainsCatalog: (course: DocUrl, audience: Audience) => boolean;
   #closed = false;
 
   constructor(options: DocStoreOptions) {
@@ -101,6 +116,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     this.#cache = new DocCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
+    this.#maintainsCatalog = options.maintainsCatalog ?? (() => true);
     this.#writes = new GroupCommit(this.#storage, {
       beforeCommit: () => this.#applyCatalogEdits(),
       afterCommit: (batch) => this.#afterCommit(batch),
@@ -285,6 +301,72 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     });
     if (!record) return { status: "unchanged", heads: unchanged };
     return { status: record.status === "invalid" ? "quarantined" : "applied", heads: record.heads };
+  }
+
+  /** The index record of a document (no document is loaded), or undefined if it is not stored. */
+  async record(url: DocUrl): Promise<DocRecord | undefined> {
+    return this.#record(documentIdOf(url));
+  }
+
+  /**
+   * The next Automerge sync message for a peer whose sync state is `state`, or null when there
+   * is nothing to say. A document this store does not have yields a request (a message from
+   * an empty document).
+   */
+  async generateSyncMessage(url: DocUrl, state: A.SyncState): Promise<{ state: A.SyncState; message: Uint8Array | null }> {
+    this.#assertOpen();
+    return this.#withCurrent(documentIdOf(url), (live) => {
+      const doc = live?.doc ?? A.init();
+      const [next, message] = A.generateSyncMessage(doc, state);
+      if (!live) A.free(doc);
+      return { state: next, message };
+    });
+  }
+
+  /**
+   * Applies a peer's sync message. When it carries changes, `admit` sees the record the
+   * document would have and may refuse it: then nothing is stored or announced and the
+   * sync state stays as it was. Bytes Automerge cannot read are refused with an error.
+   */
+  async receiveSyncMessage(url: DocUrl, state: A.SyncState, message: Uint8Array, admit: AdmitChanges = () => true): Promise<SyncReceipt> {
+    this.#assertOpen();
+    const id = documentIdOf(url);
+    let receipt: SyncReceipt = { state, status: "unchanged" };
+    // The live copy an admitted change replaces; freed once the new state is staged.
+    let replaced: A.Doc<unknown> | undefined;
+    const stored = await this.#storage.record(id);
+    let record: DocRecord | null;
+    try {
+      record = await this.#mutate(id, "remote", {}, (live) => {
+        const base = live?.doc ?? A.init();
+        const previous = this.#knownRecord(id) ?? stored;
+        // Changes are tried on a copy, so a refused message leaves the live document untouched.
+        const candidate = A.clone(base);
+        const discard = (doc: A.Doc<unknown>) => {
+          A.free(doc);
+          if (!live) A.free(base);
+          return null;
+        };
+        let next: A.Doc<unknown>;
+        try {
+          [next, receipt.state] = A.receiveSyncMessage(candidate, state, message);
+        } catch (cause) {
+          discard(candidate);
+          throw new OrdoError("ORDO_BAD_CHANGES", `a sync message for ${url} could not be read`, { cause });
+        }
+        if (headsKey(next) === headsKey(base)) return discard(next);
+        if (!admit(this.#describe(id, next, previous), previous)) {
+          receipt = { state, status: "refused" };
+          return discard(next);
+        }
+        replaced = base;
+        return next;
+      });
+    } finally {
+      if (replaced) A.free(replaced);
+    }
+    if (record) receipt.status = record.status === "invalid" ? "quarantined" : "applied";
+    return receipt;
   }
 
   // ---- durability ------------------------------------------------------------------------
@@ -484,8 +566,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     const put: CatalogEdit = { op: "put", id, kind: record.kind, deleted: record.deleted };
     if (record.kind === "enrollment") this.#placeUserOf(readEntity<"enrollment">(docUrlOf(id), doc));
     if (record.course === null) return;
-    const audience = record.audience as Audience;
-    this.#editCatalog(record.course, audience, put);
+    this.#editCatalog(record.course, record.audience as Audience, put);
     if (previous && previous.status === "ok" && previous.course === record.course && previous.audience !== record.audience) {
       this.#editCatalog(record.course, previous.audience as Audience, { op: "drop", id });
     }
@@ -499,6 +580,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   #editCatalog(course: DocUrl, audience: Audience, edit: CatalogEdit): void {
+    if (!this.#maintainsCatalog(course, audience)) return;
     const partition = catalogUrl(course, audience);
     const pending = this.#catalogEdits.get(partition) ?? { course, audience, edits: [] };
     pending.edits.push(edit);

@@ -1,0 +1,236 @@
+import * as A from "@automerge/automerge";
+import type { DocRecord } from "../crdt/doc-storage.js";
+import type { DocStore } from "../crdt/doc-store.js";
+import { docUrlOf, documentIdOf, isVerifiedDocUrl, type DocUrl, type DocumentId } from "../crdt/ids.js";
+import { CloseCode } from "../net/close-codes.js";
+import type { DocMessage, PeerLink } from "../net/peer-link.js";
+import type { Principal } from "../net/principal.js";
+import type { Clock } from "../util/clock.js";
+import { OrdoError } from "../util/errors.js";
+import type { Logger } from "../util/logger.js";
+import { canRead, canWrite, type CoursesOf } from "./access-policy.js";
+
+export interface LinkSyncContext {
+  store: DocStore;
+  /** This node's own identity: it holds only what this principal may read. */
+  local: Principal;
+  coursesOf: CoursesOf;
+  /** Sync states with this remote peer, kept across its reconnections (reset in flight by the caller). */
+  states: Map<DocumentId, A.SyncState>;
+  clock: Clock;
+  logger: Logger;
+  /** Called when the link's pending counts or settledness change. */
+  onProgress: () => void;
+}
+
+export interface LinkProgress {
+  announced: boolean;
+  /** Documents with changes queued for this peer. */
+  pendingOut: number;
+  /** Documents whose heads, as this peer last told us, differ from ours. */
+  unsettled: number;
+  lastSeen: number | null;
+}
+
+/**
+ * Automerge's per-document sync over one authenticated link, with the access policy applied
+ * before anything reaches the store:
+ * - nothing is sent about a document the remote may not read, and a request for one gets
+ *   the same `doc-unavailable` as a document that does not exist;
+ * - the sync state of a document the remote may not write is read-only, so an Automerge 3
+ *   peer never sends changes for it; changes that come anyway close the link
+ *   (`forbiddenWrite`) and are never applied;
+ * - what arrives must be readable by this node's own principal, or it is not stored.
+ * Work on a link runs one step at a time, in arrival order.
+ */
+export class LinkSync {
+  readonly #link: PeerLink;
+  readonly #ctx: LinkSyncContext;
+  readonly #dirty = new Set<DocumentId>();
+  /** Documents whose remote heads (last we heard) differ from ours. */
+  readonly #unsettled = new Set<DocumentId>();
+  #chain: Promise<void> = Promise.resolve();
+  #draining = false;
+  /** The first offer of every document has been sent. */
+  #announced = false;
+  #lastSeen: number | null = null;
+
+  constructor(link: PeerLink, ctx: LinkSyncContext) {
+    this.#link = link;
+    this.#ctx = ctx;
+    link.on("message", (message) => {
+      this.#lastSeen = ctx.clock().getTime();
+      this.#enqueue(() => this.#receive(message));
+    });
+  }
+
+  get remote(): Principal {
+    return this.#link.principal;
+  }
+
+  progress(): LinkProgress {
+    return { announced: this.#announced, pendingOut: this.#dirty.size, unsettled: this.#unsettled.size, lastSeen: this.#lastSeen };
+  }
+
+  /** Documents whose heads differ between the peer and us, as far as we know. */
+  unsettledDocuments(): DocumentId[] {
+    return [...this.#unsettled];
+  }
+
+  /** Whether this peer's heads for a document equal ours, as far as we know. */
+  isSettled(id: DocumentId): boolean {
+    return this.#ctx.states.has(id) && !this.#unsettled.has(id);
+  }
+
+  /** Offers every document that may travel on this link. */
+  announce(records: readonly DocRecord[]): void {
+    for (const record of records) if (this.#travels(record)) this.#dirty.add(record.id);
+    this.#drainSoon();
+    this.#enqueue(async () => {
+      this.#announced = true;
+      this.#ctx.onProgress();
+    });
+  }
+
+  /** A document changed here: offer it to the peer if it may have it. */
+  documentChanged(record: DocRecord): void {
+    if (this.#link.closed || !canRead(this.remote, record, this.#ctx.coursesOf)) return;
+    this.#dirty.add(record.id);
+    this.#drainSoon();
+  }
+
+  /** Worth syncing: the remote may read it, and one side or the other may change it. */
+  #travels(record: DocRecord): boolean {
+    const { local, coursesOf } = this.#ctx;
+    return canRead(this.remote, record, coursesOf) && (canWrite(local, record, coursesOf) || canWrite(this.remote, record, coursesOf));
+  }
+
+  #enqueue(step: () => Promise<void>): void {
+    this.#chain = this.#chain.then(step).catch((error: unknown) => this.#fail(error));
+  }
+
+  #fail(error: unknown): void {
+    const code = (error as { code?: string }).code;
+    if (code === "ORDO_BAD_CHANGES") {
+      this.#link.close(CloseCode.malformedMessage, "unreadable sync message");
+      return;
+    }
+    if (code === "ORDO_CLOSED") return;
+    this.#ctx.logger.error({ err: error, peer: this.#link.remotePeerId }, "sync step failed; resyncing the link");
+    this.#link.close(CloseCode.goingAway, "internal error");
+  }
+
+  #drainSoon(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    this.#enqueue(async () => {
+      this.#draining = false;
+      // Take the whole set: documents that change meanwhile join the next drain.
+      const batch = [...this.#dirty];
+      this.#dirty.clear();
+      for (const id of batch) {
+        if (this.#link.closed) return;
+        await this.#sendSync(docUrlOf(id));
+      }
+      this.#ctx.onProgress();
+    });
+  }
+
+  /** The sync state for a document, read-only when the remote may not write it. */
+  #stateFor(id: DocumentId, record: DocRecord | undefined): A.SyncState {
+    const readOnly = record ? !canWrite(this.remote, record, this.#ctx.coursesOf) : false;
+    const state = this.#ctx.states.get(id) ?? A.initSyncState({ readOnly });
+    return state.readOnly === readOnly ? state : ({ ...state, readOnly } as A.SyncState);
+  }
+
+  /**
+   * Sends the next sync message for a document, if there is one. A document this node does
+   * not have is answered only as a reply (the peer offered it): from an empty document, the
+   * reply asks for all of it.
+   */
+  async #sendSync(url: DocUrl, asReply = false): Promise<void> {
+    const { store, states } = this.#ctx;
+    const id = documentIdOf(url);
+    const record = await store.record(url);
+    if (record ? !canRead(this.remote, record, this.#ctx.coursesOf) : !asReply) return;
+    const { state, message } = await store.generateSyncMessage(url, this.#stateFor(id, record));
+    states.set(id, state);
+    if (record) this.#noteHeads(id, state, record);
+    if (message) this.#send({ type: "sync", documentId: id, data: message });
+  }
+
+  async #receive(message: DocMessage): Promise<void> {
+    if (this.#link.closed) return;
+    const url = `automerge:${message.documentId}`;
+    if (!isVerifiedDocUrl(url)) {
+      this.#link.close(CloseCode.malformedMessage, "not a document id");
+      return;
+    }
+    const id = message.documentId as DocumentId;
+    if (message.type === "doc-unavailable") return;
+    const { store, coursesOf, local } = this.#ctx;
+    const record = await store.record(url);
+    const carriesChanges = decodedChanges(message.data) > 0;
+    if (carriesChanges && record && !canWrite(this.remote, record, coursesOf)) {
+      this.#refuseWrite(url);
+      return;
+    }
+    if ((record && !canRead(this.remote, record, coursesOf)) || (!record && message.type === "request")) {
+      this.#send({ type: "doc-unavailable", documentId: id });
+      return;
+    }
+    let refused: "write" | "read" | null = null;
+    const receipt = await store.receiveSyncMessage(url, this.#stateFor(id, record), message.data, (next, previous) => {
+      if ((previous && !canWrite(this.remote, previous, coursesOf)) || !canWrite(this.remote, next, coursesOf)) refused = "write";
+      else if (!this.#mayHold(next)) refused = "read";
+      return refused === null;
+    });
+    if (refused === "write") return this.#refuseWrite(url);
+    if (refused === "read") {
+      // Not for this node's user: it is never stored, even in transit.
+      this.#ctx.states.delete(id);
+      this.#send({ type: "doc-unavailable", documentId: id });
+      return;
+    }
+    this.#ctx.states.set(id, receipt.state);
+    await this.#sendSync(url, true);
+  }
+
+  /**
+   * Whether this node may keep a document. A user document counts as readable when a peer
+   * that may write it sends it: the enrollments that make a classmate visible may not have
+   * arrived yet, and user documents carry no coursework.
+   */
+  #mayHold(next: DocRecord): boolean {
+    const { local, coursesOf } = this.#ctx;
+    if (canRead(local, next, coursesOf)) return true;
+    return next.kind === "user" && next.course === null && canWrite(this.remote, next, coursesOf);
+  }
+
+  #refuseWrite(url: DocUrl): void {
+    this.#ctx.logger.warn({ peer: this.#link.remotePeerId, user: this.remote.user, doc: url }, "refused changes the peer may not write");
+    this.#link.close(CloseCode.forbiddenWrite, "changes to a document this principal may not write");
+  }
+
+  /** Tracks whether the peer's heads, as its last message said, are ours. */
+  #noteHeads(id: DocumentId, state: A.SyncState, record: DocRecord): void {
+    const theirs = state.theirHeads ? [...state.theirHeads].sort().join(",") : null;
+    const before = this.#unsettled.size;
+    if (theirs === record.heads) this.#unsettled.delete(id);
+    else this.#unsettled.add(id);
+    if (before !== this.#unsettled.size) this.#ctx.onProgress();
+  }
+
+  #send(message: { type: "sync"; documentId: string; data: Uint8Array } | { type: "doc-unavailable"; documentId: string }): void {
+    this.#link.send({ ...message, senderId: this.#link.localPeerId, targetId: this.#link.remotePeerId });
+  }
+}
+
+/** How many changes a sync message carries; unreadable bytes surface as ORDO_BAD_CHANGES. */
+function decodedChanges(data: Uint8Array): number {
+  try {
+    return A.decodeSyncMessage(data).changes.length;
+  } catch (cause) {
+    throw new OrdoError("ORDO_BAD_CHANGES", "unreadable sync message", { cause });
+  }
+}

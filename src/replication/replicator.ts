@@ -1,0 +1,175 @@
+import { EventEmitter } from "node:events";
+import * as A from "@automerge/automerge";
+import type { DocRecord } from "../crdt/doc-storage.js";
+import type { DocChange, DocStore } from "../crdt/doc-store.js";
+import { documentIdOf, type DocUrl, type DocumentId } from "../crdt/ids.js";
+import type { PeerLink } from "../net/peer-link.js";
+import type { Principal } from "../net/principal.js";
+import { systemClock, type Clock } from "../util/clock.js";
+import { silentLogger, type Logger } from "../util/logger.js";
+import { canRead, type CoursesOf } from "./access-policy.js";
+import { LinkSync } from "./link-sync.js";
+import { Roster } from "./roster.js";
+
+export interface ReplicatorOptions {
+  store: DocStore;
+  /** This node's identity, from its token: what it may hold and what it may forward. */
+  identity: Principal;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+/** How this node stands with one peer. */
+export interface PeerStatus {
+  peerId: string;
+  user: string;
+  role: Principal["role"];
+  direction: PeerLink["direction"];
+  connected: boolean;
+  connectedAt: string;
+  /** The last message from the peer (ISO time), if any. */
+  lastSeen: string | null;
+  /** Documents with changes queued for the peer. */
+  pendingOut: number;
+  /** Documents whose heads differ between the peer and this node, as far as we know. */
+  unsettled: number;
+  /** Nothing queued and every document this link carries has equal heads on both sides. */
+  inSync: boolean;
+}
+
+export interface ReplicatorEvents {
+  /** A peer connected, disconnected, or its pending counts changed. */
+  "peer-status": [PeerStatus];
+}
+
+/**
+ * Replicates the store with every connected peer, whichever transport brought the link
+ * (the node's server, its relay dialer, LAN discovery). Holds the sync states per remote
+ * peer across reconnections, so a peer that comes back resumes where it left off: Automerge's
+ * shared heads survive, only what was in flight is forgotten.
+ */
+export class Replicator extends EventEmitter<ReplicatorEvents> {
+  readonly #store: DocStore;
+  readonly #identity: Principal;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #roster = new Roster();
+  readonly #links = new Map<PeerLink, { sync: LinkSync; connectedAt: Date }>();
+  readonly #states = new Map<string, Map<DocumentId, A.SyncState>>();
+  readonly #onChange = (change: DocChange) => void this.#documentChanged(change);
+  #started = false;
+
+  constructor(options: ReplicatorOptions) {
+    super();
+    this.#store = options.store;
+    this.#identity = options.identity;
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  get identity(): Principal {
+    return this.#identity;
+  }
+
+  /** The courses each user is enrolled in, as this node's enrollments say. */
+  get coursesOf(): CoursesOf {
+    return (user) => this.#roster.coursesOf(user);
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    for (const record of await this.#store.records({ kind: "enrollment", includeDeleted: true })) this.#roster.note(record);
+    this.#store.on("doc-changed", this.#onChange);
+  }
+
+  /** Starts replicating over a link that its transport has authenticated. */
+  addLink(link: PeerLink): void {
+    const states = this.#statesFor(link.remotePeerId);
+    const sync = new LinkSync(link, {
+      store: this.#store,
+      local: this.#identity,
+      coursesOf: this.coursesOf,
+      states,
+      clock: this.#clock,
+      logger: this.#logger,
+      onProgress: () => this.#report(link),
+    });
+    this.#links.set(link, { sync, connectedAt: this.#clock() });
+    link.once("close", ({ code, reason }) => {
+      this.#logger.info({ peer: link.remotePeerId, user: link.principal.user, code, reason }, "peer disconnected");
+      this.#report(link);
+      this.#links.delete(link);
+    });
+    this.#logger.info({ peer: link.remotePeerId, user: link.principal.user, role: link.principal.role, direction: link.direction }, "peer connected");
+    this.#report(link);
+    void this.#store.records({ includeDeleted: true }).then(
+      (records) => sync.announce(records),
+      (error: unknown) => this.#logger.error({ err: error }, "could not list documents for a peer"),
+    );
+  }
+
+  /** The sync of each open link (for status and tests). */
+  links(): LinkSync[] {
+    return [...this.#links.values()].map((entry) => entry.sync);
+  }
+
+  peers(): PeerStatus[] {
+    return [...this.#links.keys()].map((link) => this.#statusOf(link));
+  }
+
+  /** Whether every connected peer of the given role (or any role) holds this document as we do. */
+  isSettledWith(url: DocUrl, filter: (principal: Principal) => boolean = () => true): boolean {
+    const id = documentIdOf(url);
+    const links = [...this.#links.entries()].filter(([link]) => filter(link.principal));
+    return links.length > 0 && links.every(([, { sync }]) => sync.isSettled(id));
+  }
+
+  /** Whether this node may hold a document (the policy applied to its own identity). */
+  mayHold(record: DocRecord): boolean {
+    return canRead(this.#identity, record, this.coursesOf);
+  }
+
+  close(): void {
+    this.#store.off("doc-changed", this.#onChange);
+  }
+
+  #statesFor(peerId: string): Map<DocumentId, A.SyncState> {
+    let states = this.#states.get(peerId);
+    if (!states) {
+      states = new Map();
+      this.#states.set(peerId, states);
+    }
+    // A new connection: keep what both sides are known to share, forget what was in flight.
+    for (const [id, state] of states) states.set(id, A.decodeSyncState(A.encodeSyncState(state)));
+    return states;
+  }
+
+  async #documentChanged(change: DocChange): Promise<void> {
+    const record = await this.#store.record(change.url).catch(() => undefined);
+    if (!record) return;
+    if (record.kind === "enrollment") this.#roster.note(record);
+    for (const { sync } of this.#links.values()) sync.documentChanged(record);
+  }
+
+  #report(link: PeerLink): void {
+    this.emit("peer-status", this.#statusOf(link));
+  }
+
+  #statusOf(link: PeerLink): PeerStatus {
+    const entry = this.#links.get(link);
+    const progress = entry?.sync.progress() ?? { announced: false, pendingOut: 0, unsettled: 0, lastSeen: null };
+    return {
+      peerId: link.remotePeerId,
+      user: link.principal.user,
+      role: link.principal.role,
+      direction: link.direction,
+      connected: !link.closed,
+      connectedAt: (entry?.connectedAt ?? this.#clock()).toISOString(),
+      lastSeen: progress.lastSeen === null ? null : new Date(progress.lastSeen).toISOString(),
+      pendingOut: progress.pendingOut,
+      unsettled: progress.unsettled,
+      inSync: !link.closed && progress.announced && progress.pendingOut === 0 && progress.unsettled === 0,
+    };
+  }
+}

@@ -1,0 +1,102 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { Engine } from "../../src/engine.js";
+import { seedDemoCourse } from "../../src/demo/demo-course.js";
+import { docUrlOf, type DocUrl } from "../../src/crdt/ids.js";
+import { CloseCode } from "../../src/net/close-codes.js";
+import type { Principal } from "../../src/net/principal.js";
+import { Replicator } from "../../src/replication/replicator.js";
+import { memoryLinkPair } from "../../src/testing/memory-link.js";
+import { demoUser, nodePrincipal, principal } from "../../src/testing/principals.js";
+import { makeTempDir } from "../../src/testing/temp-dir.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function node(identity: Principal, seed = false): Promise<{ engine: Engine; replicator: Replicator; course?: DocUrl }> {
+  const temp = makeTempDir();
+  const own = `student:${identity.user}`;
+  const engine = await Engine.open({
+    dataDir: temp.dir,
+    create: true,
+    maintainsCatalog: identity.role === "student" ? (_course, audience) => audience === own : undefined,
+  });
+  const course = seed ? (await seedDemoCourse(engine.docs, { students: 3, assignments: 2, topics: 1, postsPerTopic: 3 })).course : undefined;
+  const replicator = new Replicator({ store: engine.docs, identity });
+  await replicator.start();
+  cleanups.push(async () => {
+    replicator.close();
+    await engine.close();
+    temp.remove();
+  });
+  return { engine, replicator, course };
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("replication over a link", () => {
+  it("gives a student what they may read and nothing else", async () => {
+    const teacher = await node(nodePrincipal("teacher-node"), true);
+    const course = teacher.course!;
+    const studentA = demoUser("student", 0);
+    const student = await node(principal(studentA, "student", [course]));
+    const { atA, atB } = memoryLinkPair({ peerId: "student-a", principal: student.replicator.identity }, { peerId: "teacher", principal: teacher.replicator.identity });
+    student.replicator.addLink(atA);
+    teacher.replicator.addLink(atB);
+    await until(() => teacher.replicator.peers().every((p) => p.inSync) && student.replicator.peers().every((p) => p.inSync), "sync");
+    await until(async () => (await student.engine.docs.records()).length > 0, "documents");
+
+    const expected = (await teacher.engine.docs.records({ includeDeleted: true })).filter((r) => teacher.replicator.mayHold(r) && (r.audience === "course" || r.audience === `student:${studentA}` || r.kind === "user"));
+    const got = await student.engine.docs.records({ includeDeleted: true });
+    const gotIds = new Set(got.map((r) => r.id));
+    for (const record of got) {
+      expect(record.audience === "course" || record.audience === `student:${studentA}` || (record.kind === "user" && record.course === null), `${record.kind} ${record.audience}`).toBe(true);
+    }
+    const submissions = got.filter((r) => r.kind === "submission");
+    expect(submissions.length).toBeGreaterThan(0);
+    expect(submissions.every((r) => r.owner === studentA)).toBe(true);
+    expect(got.some((r) => r.kind === "assignment")).toBe(true);
+    // The unpublished assignment stays with the staff.
+    expect(got.filter((r) => r.kind === "assignment")).toHaveLength(1);
+    expect(expected.filter((r) => r.kind !== "user" && !gotIds.has(r.id)).map((r) => r.kind)).toEqual([]);
+  });
+
+  it("closes the link of a student who sends changes to an assignment, and applies none", async () => {
+    const teacher = await node(nodePrincipal("teacher-node"), true);
+    const course = teacher.course!;
+    const studentA = demoUser("student", 0);
+    const student = await node(principal(studentA, "student", [course]));
+    const first = memoryLinkPair({ peerId: "student-a", principal: student.replicator.identity }, { peerId: "teacher", principal: teacher.replicator.identity });
+    student.replicator.addLink(first.atA);
+    teacher.replicator.addLink(first.atB);
+    await until(() => teacher.replicator.peers().every((p) => p.inSync) && student.replicator.peers().every((p) => p.inSync), "sync");
+    const assignment = (await student.engine.docs.records({ kind: "assignment" }))[0]!;
+    const url = docUrlOf(assignment.id);
+    const before = (await teacher.engine.docs.record(url))!.heads;
+    // The student's own engine writes it anyway (a tampered node); its replicator is honest
+    // and never sends it (read-only sync state), so send it the way a hostile peer would.
+    await student.engine.docs.change<"assignment">(url, (draft) => {
+      draft.title = "Everyone gets 10/10";
+    });
+    first.atA.close(CloseCode.normal, "test");
+    const second = memoryLinkPair({ peerId: "student-a", principal: student.replicator.identity }, { peerId: "teacher", principal: teacher.replicator.identity });
+    const closed = new Promise<number>((resolve) => second.atB.once("close", ({ code }) => resolve(code)));
+    teacher.replicator.addLink(second.atB);
+    const data = await student.engine.docs.export(url);
+    const A = await import("@automerge/automerge");
+    const [, message] = A.generateSyncMessage(A.load(data!), { ...A.initSyncState() });
+    // A first message has no changes; answer the teacher's reply with everything.
+    const full = A.encodeSyncMessage({ heads: A.getHeads(A.load(data!)), need: [], have: [], changes: A.getAllChanges(A.load(data!)) });
+    second.atA.send({ type: "sync", senderId: "student-a", targetId: "teacher", documentId: assignment.id, data: message ?? full });
+    second.atA.send({ type: "sync", senderId: "student-a", targetId: "teacher", documentId: assignment.id, data: full });
+    expect(await closed).toBe(CloseCode.forbiddenWrite);
+    expect((await teacher.engine.docs.record(url))!.heads).toBe(before);
+  });
+});
