@@ -9,6 +9,8 @@ import { registerSearch } from "./commands/search.js";
 import { registerServe } from "./commands/serve.js";
 import { registerShow } from "./commands/show.js";
 import { registerStatus } from "./commands/status.js";
+import { registerToken } from "./commands/token.js";
+import { registerTrust } from "./commands/trust.js";
 
 // A reader that stops early (`ordo docs | head`) is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -21,7 +23,7 @@ const program = new Command("ordo")
   .showSuggestionAfterError()
   .exitOverride();
 
-for (const register of [registerInit, registerDemo, registerDocs, registerShow, registerQuery, registerSearch, registerRebuild, registerMigrate, registerStatus, registerServe]) {
+for (const register of [registerInit, registerDemo, registerDocs, registerShow, registerQuery, registerSearch, registerRebuild, registerMigrate, registerStatus, registerServe, registerToken, registerTrust]) {
   register(program);
 }
 for (const sub of program.commands) sub.exitOverride();
