@@ -27,6 +27,8 @@ export interface LinkProgress {
   announced: boolean;
   /** Documents with changes queued for this peer. */
   pendingOut: number;
+  /** When the oldest queued document was queued (ms since the epoch), or null. */
+  pendingSince: number | null;
   /** Documents whose heads, as this peer last told us, differ from ours. */
   unsettled: number;
   lastSeen: number | null;
@@ -54,6 +56,7 @@ export class LinkSync {
   /** The first offer of every document has been sent. */
   #announced = false;
   #lastSeen: number | null = null;
+  #pendingSince: number | null = null;
 
   constructor(link: PeerLink, ctx: LinkSyncContext) {
     this.#link = link;
@@ -69,7 +72,7 @@ export class LinkSync {
   }
 
   progress(): LinkProgress {
-    return { announced: this.#announced, pendingOut: this.#dirty.size, unsettled: this.#unsettled.size, lastSeen: this.#lastSeen };
+    return { announced: this.#announced, pendingOut: this.#dirty.size, pendingSince: this.#pendingSince, unsettled: this.#unsettled.size, lastSeen: this.#lastSeen };
   }
 
   /** Documents whose heads differ between the peer and us, as far as we know. */
@@ -121,6 +124,7 @@ export class LinkSync {
   }
 
   #drainSoon(): void {
+    if (this.#dirty.size > 0) this.#pendingSince ??= this.#ctx.clock().getTime();
     if (this.#draining) return;
     this.#draining = true;
     this.#enqueue(async () => {
@@ -132,6 +136,7 @@ export class LinkSync {
         if (this.#link.closed) return;
         await this.#sendSync(docUrlOf(id));
       }
+      this.#pendingSince = this.#dirty.size > 0 ? this.#ctx.clock().getTime() : null;
       this.#ctx.onProgress();
     });
   }

@@ -3,7 +3,7 @@ import * as A from "@automerge/automerge";
 import type { DocRecord } from "../crdt/doc-storage.js";
 import type { DocChange, DocStore } from "../crdt/doc-store.js";
 import { documentIdOf, type DocUrl, type DocumentId } from "../crdt/ids.js";
-import type { PeerLink } from "../net/peer-link.js";
+import type { LinkStats, PeerLink } from "../net/peer-link.js";
 import type { Principal } from "../net/principal.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { silentLogger, type Logger } from "../util/logger.js";
@@ -31,6 +31,8 @@ export interface PeerStatus {
   lastSeen: string | null;
   /** Documents with changes queued for the peer. */
   pendingOut: number;
+  /** Since when (ISO time) changes have been queued for the peer, or null. */
+  pendingSince: string | null;
   /** Documents whose heads differ between the peer and this node, as far as we know. */
   unsettled: number;
   /** Nothing queued and every document this link carries has equal heads on both sides. */
@@ -114,6 +116,16 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     return [...this.#links.values()].map((entry) => entry.sync);
   }
 
+  /** Traffic over the links open now. */
+  linkStats(): LinkStats {
+    const total: LinkStats = { bytesIn: 0, bytesOut: 0, messagesIn: 0, messagesOut: 0, documentsNamed: 0 };
+    for (const link of this.#links.keys()) {
+      const stats = link.stats();
+      for (const key of Object.keys(total) as Array<keyof LinkStats>) total[key] += stats[key];
+    }
+    return total;
+  }
+
   peers(): PeerStatus[] {
     return [...this.#links.keys()].map((link) => this.#statusOf(link));
   }
@@ -158,7 +170,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
 
   #statusOf(link: PeerLink): PeerStatus {
     const entry = this.#links.get(link);
-    const progress = entry?.sync.progress() ?? { announced: false, pendingOut: 0, unsettled: 0, lastSeen: null };
+    const progress = entry?.sync.progress() ?? { announced: false, pendingOut: 0, pendingSince: null, unsettled: 0, lastSeen: null };
     return {
       peerId: link.remotePeerId,
       user: link.principal.user,
@@ -168,6 +180,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       connectedAt: (entry?.connectedAt ?? this.#clock()).toISOString(),
       lastSeen: progress.lastSeen === null ? null : new Date(progress.lastSeen).toISOString(),
       pendingOut: progress.pendingOut,
+      pendingSince: progress.pendingSince === null ? null : new Date(progress.pendingSince).toISOString(),
       unsettled: progress.unsettled,
       inSync: !link.closed && progress.announced && progress.pendingOut === 0 && progress.unsettled === 0,
     };

@@ -1,69 +1,113 @@
-import { createServer, type Server } from "node:http";
-import type { Command } from "commander";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { InvalidArgumentError, type Command } from "commander";
 import { seedDemoCourse } from "../../demo/demo-course.js";
-import type { Engine } from "../../engine.js";
-import { command, openEngine, serverLogger, type CommonOptions } from "../cli-kit.js";
+import { SyncNode, type SyncNodeOptions } from "../../node/sync-node.js";
+import { OrdoError } from "../../util/errors.js";
+import { command, serverLogger, type CommonOptions } from "../cli-kit.js";
 import { wholeNumber } from "./demo.js";
 
-interface ServeFlags extends CommonOptions {
+interface NodeFlags extends CommonOptions {
   port: number;
   host: string;
+  tokenFile?: string;
+  trust: string[];
+}
+
+interface ServeFlags extends NodeFlags {
   seedDemo?: boolean;
+  relay?: string;
+  discovery: boolean;
+  interface?: string;
 }
 
 /** Where a node listens unless told otherwise. */
 export const DEFAULT_PORT = 4180;
 
+/** The file a running node leaves in its data directory, so `ordo status` can ask it how sync stands. */
+export const NODE_URL_FILE = "node-url";
+
 export function registerServe(program: Command): void {
-  command(program, "serve", "run the node: keeps its documents and projection, answers /healthz and /status")
-    .option("--port <port>", "HTTP port (0 picks a free one)", wholeNumber, DEFAULT_PORT)
-    .option("--host <host>", "interface to listen on", "127.0.0.1")
+  withNodeFlags(command(program, "serve", "run a classroom node: WebSocket sync for peers, LAN discovery, an optional relay; /healthz, /status, /metrics"))
+    .option("--relay <url>", "keep in sync with this relay (ws:// or wss://)", relayUrl)
+    .option("--no-discovery", "do not look for classmates on the LAN (mDNS)")
+    .option("--interface <address>", "the network interface (IPv4 address) LAN discovery uses")
     .option("--seed-demo", "create the data directory if needed and seed the demo course when the store is empty")
     .action(async (options: ServeFlags) => {
-      const logger = serverLogger();
-      const engine = await openEngine(options, { create: options.seedDemo ?? false, logger });
-      if (options.seedDemo && (await engine.status()).documents === 0) {
-        const demo = await seedDemoCourse(engine.docs);
-        await engine.whenProjected();
-        logger.info({ course: demo.course, documents: demo.documents }, "seeded the demo course");
-      }
-      const server = createServer((request, response) => void answer(engine, request.url ?? "/", response));
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(options.port, options.host, resolve);
+      await runNode(options, {
+        mode: "node",
+        create: options.seedDemo ?? false,
+        relay: options.relay,
+        discovery: options.discovery ? { interface: options.interface } : false,
       });
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : options.port;
-      const where = { url: `http://${options.host}:${port}`, dataDir: engine.dataDir };
-      process.stdout.write(options.json ? `${JSON.stringify({ listening: where })}\n` : `ordo: node on ${where.url} (data: ${where.dataDir})\n`);
-      stopOnSignal(server, engine);
     });
 }
 
-async function answer(engine: Engine, url: string, response: import("node:http").ServerResponse): Promise<void> {
-  const send = (code: number, body: unknown) => {
-    response.writeHead(code, { "content-type": "application/json" });
-    response.end(`${JSON.stringify(body)}\n`);
-  };
+export function registerRelay(program: Command): void {
+  withNodeFlags(command(program, "relay", "run a relay: syncs many courses for nodes that never meet; /healthz, /status, /metrics")).action(async (options: NodeFlags) => {
+    await runNode(options, { mode: "relay", create: true, discovery: false });
+  });
+}
+
+function withNodeFlags(cmd: Command): Command {
+  return cmd
+    .option("--port <port>", "port for WebSocket sync and HTTP (0 picks a free one)", wholeNumber, DEFAULT_PORT)
+    .option("--host <host>", "interface to listen on", "127.0.0.1")
+    .option("--token-file <file>", "the token this node presents (without one, the node signs its own as a course authority)")
+    .option("--trust <key>", "also accept tokens signed by this authority key (repeatable)", (key: string, keys: string[]) => [...keys, key], [] as string[]);
+}
+
+async function runNode(options: NodeFlags & { seedDemo?: boolean }, extra: Pick<SyncNodeOptions, "mode" | "create" | "relay" | "discovery">): Promise<void> {
+  const logger = serverLogger();
+  const node = await SyncNode.start({
+    ...extra,
+    dataDir: options.data,
+    listen: { port: options.port, host: options.host },
+    token: options.tokenFile ? readToken(options.tokenFile) : undefined,
+    trust: options.trust,
+    logger,
+  });
+  if (options.seedDemo && (await node.engine.status()).documents === 0) {
+    const demo = await seedDemoCourse(node.engine.docs);
+    await node.engine.whenProjected();
+    logger.info({ course: demo.course, documents: demo.documents }, "seeded the demo course");
+  }
+  const url = node.url!;
+  const httpUrl = url.replace(/^ws/, "http");
+  const urlFile = join(resolve(options.data), NODE_URL_FILE);
+  writeFileSync(urlFile, `${httpUrl}\n`);
+  const where = { url, http: httpUrl, dataDir: node.engine.dataDir, peerId: node.peerId, mode: node.mode, authority: node.identity.authority?.publicKey ?? null };
+  process.stdout.write(options.json ? `${JSON.stringify({ listening: where })}\n` : `ordo: ${node.mode} on ${url} (data: ${where.dataDir})\n`);
+  stopOnSignal(node, urlFile);
+}
+
+function readToken(file: string): string {
   try {
-    const path = new URL(url, "http://node").pathname;
-    if (path === "/healthz") send(200, { status: "ok" });
-    else if (path === "/status") send(200, await engine.status());
-    else send(404, { error: "not found" });
-  } catch (error) {
-    send(500, { error: (error as Error).message });
+    return readFileSync(file, "utf8").trim();
+  } catch (cause) {
+    throw new OrdoError("ORDO_NO_TOKEN", `cannot read the token file ${file}: ${(cause as Error).message}`, { cause });
   }
 }
 
-function stopOnSignal(server: Server, engine: Engine): void {
+function relayUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InvalidArgumentError("expected a ws:// or wss:// URL");
+  }
+  if (url.protocol !== "ws:" && url.protocol !== "wss:") throw new InvalidArgumentError("expected a ws:// or wss:// URL");
+  return value;
+}
+
+function stopOnSignal(node: SyncNode, urlFile: string): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`ordo: ${signal}, stopping\n`);
-    server.close();
-    server.closeAllConnections();
-    engine.close().then(
+    rmSync(urlFile, { force: true });
+    node.close().then(
       () => process.exit(0),
       (error: unknown) => {
         process.stderr.write(`ordo: ${(error as Error).message}\n`);

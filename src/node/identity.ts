@@ -1,0 +1,91 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Authority, writeFileAtomic } from "../net/authority.js";
+import { ALL_COURSES, type Principal } from "../net/principal.js";
+import { issuerOf } from "../net/tokens.js";
+import { Verifier } from "../net/trust.js";
+import { canWrite, type CoursesOf } from "../replication/access-policy.js";
+import { OrdoError } from "../util/errors.js";
+import type { Logger } from "../util/logger.js";
+
+/** How long a node's self-issued token lives; it is renewed well before it expires. */
+const SELF_TOKEN_TTL_MS = 24 * 3_600_000;
+const RENEW_BEFORE_MS = 3_600_000;
+
+/**
+ * Who this node is: the token it presents (its user's, or one its own authority signs for
+ * itself as a `node`), the principal that token names, the verifier it checks others with,
+ * and its peer id, kept in the data directory so a restarted node is the same peer.
+ */
+export class NodeIdentity {
+  #token: string;
+  #principal: Principal;
+
+  private constructor(
+    readonly peerId: string,
+    readonly verifier: Verifier,
+    token: string,
+    principal: Principal,
+    /** Set when the node signs its own token, so it can renew it. */
+    readonly authority: Authority | null,
+    readonly name: string,
+  ) {
+    this.#token = token;
+    this.#principal = principal;
+  }
+
+  /**
+   * @param token The token this node presents; none means the node is its own authority
+   *   (a relay, a teacher's laptop) and signs a `node` token for itself.
+   */
+  static open(dataDir: string, options: { token?: string; trust?: readonly string[]; logger?: Logger; name?: string }): NodeIdentity {
+    mkdirSync(dataDir, { recursive: true });
+    const peerId = loadPeerId(dataDir);
+    const given = options.token?.trim();
+    const extraIssuers = [...(options.trust ?? []), ...(given ? [issuerOf(given)] : [])];
+    const verifier = Verifier.open(dataDir, { extraIssuers, logger: options.logger });
+    const name = options.name ?? `node-${peerId}`;
+    const authority = given ? null : Authority.open(dataDir);
+    const token = given ?? authority!.selfToken(name, SELF_TOKEN_TTL_MS);
+    let principal: Principal;
+    try {
+      principal = verifier.verify(token);
+    } catch (error) {
+      throw new OrdoError("ORDO_BAD_IDENTITY", `this node's own token is not valid: ${(error as Error).message}`, { cause: error });
+    }
+    return new NodeIdentity(peerId, verifier, token, principal, authority, name);
+  }
+
+  get principal(): Principal {
+    return this.#principal;
+  }
+
+  /** The token to present now; a self-signed one is renewed before it expires. */
+  token(now = Date.now()): string {
+    if (this.authority && this.#principal.expiresAt - now < RENEW_BEFORE_MS) {
+      this.#token = this.authority.selfToken(this.name, SELF_TOKEN_TTL_MS, now);
+      this.#principal = this.verifier.verify(this.#token, now);
+    }
+    return this.#token;
+  }
+
+  /** Whether this node may write a course's catalog partition, so whether it keeps it up to date. */
+  maintainsCatalog(coursesOf: CoursesOf): (course: string, audience: string) => boolean {
+    return (course, audience) => canWrite(this.#principal, { kind: "catalog", course, audience, owner: null, status: "ok" }, coursesOf);
+  }
+
+  /** The courses this node serves: its token's, or none in particular for an every-course node. */
+  get courses(): readonly string[] {
+    return this.#principal.courses.filter((course) => course !== ALL_COURSES);
+  }
+}
+
+/** The peer id stored in `peer-id`, created on first use: random, so it names no one. */
+function loadPeerId(dataDir: string): string {
+  const file = join(dataDir, "peer-id");
+  if (!existsSync(file)) writeFileAtomic(file, `ordo-${randomBytes(9).toString("base64url")}\n`, { exclusive: true });
+  const peerId = readFileSync(file, "utf8").trim();
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(peerId)) throw new OrdoError("ORDO_BAD_IDENTITY", `${file} does not hold a peer id`);
+  return peerId;
+}

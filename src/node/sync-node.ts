@@ -1,0 +1,231 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Engine, type EngineOptions } from "../engine.js";
+import { LanDiscovery, type LanPeer } from "../net/discovery.js";
+import type { LinkLimits } from "../net/limits.js";
+import type { PeerLink } from "../net/peer-link.js";
+import { PeerDialer } from "../net/peer-dialer.js";
+import { SyncServer } from "../net/sync-server.js";
+import { Replicator, type PeerStatus } from "../replication/replicator.js";
+import { silentLogger, type Logger } from "../util/logger.js";
+import { answerHttp } from "./http-endpoints.js";
+import { NodeIdentity } from "./identity.js";
+import { nodeMetrics } from "./node-metrics.js";
+
+export interface SyncNodeOptions {
+  dataDir: string;
+  /** Create the data directory if it does not exist. */
+  create?: boolean;
+  /** `node`: a classroom node (LAN discovery on unless turned off); `relay`: no discovery. */
+  mode?: "node" | "relay";
+  /** Where the WebSocket server and the HTTP endpoints listen; port 0 picks a free one. */
+  listen?: { port: number; host?: string };
+  /** The token this node presents; none makes the node its own authority (see `NodeIdentity`). */
+  token?: string;
+  /** Issuer keys to trust besides the data directory's list. */
+  trust?: readonly string[];
+  /** An upstream relay to keep a connection to (`ws://` or `wss://`). */
+  relay?: string;
+  /** LAN discovery (default on for nodes, off for relays); `interface` pins the multicast interface. */
+  discovery?: boolean | { interface?: string };
+  limits?: Partial<LinkLimits>;
+  logger?: Logger;
+  engine?: Pick<EngineOptions, "cacheSize" | "clock">;
+}
+
+export interface NodeStatus {
+  peerId: string;
+  mode: "node" | "relay";
+  identity: { user: string; role: string; courses: readonly string[] };
+  listening: string | null;
+  relay: { url: string; state: string } | null;
+  peers: PeerStatus[];
+  /** In sync with every connected peer: nothing queued, every carried document at equal heads. */
+  inSync: boolean;
+}
+
+/**
+ * A running node: the engine (documents and projection), a WebSocket server that peers and
+ * stock automerge-repo clients join, a dialer to the relay, LAN discovery that dials
+ * classmates sharing a course, and the replicator that syncs over every link.
+ * This is where the layers meet; none of them knows the others.
+ */
+export class SyncNode {
+  readonly #dialers = new Map<string, PeerDialer>();
+  #http: Server | null = null;
+  #server: SyncServer | null = null;
+  #relay: PeerDialer | null = null;
+  #discovery: LanDiscovery | null = null;
+  #closed = false;
+
+  private constructor(
+    readonly engine: Engine,
+    readonly replicator: Replicator,
+    readonly identity: NodeIdentity,
+    readonly mode: "node" | "relay",
+    private readonly options: SyncNodeOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(options: SyncNodeOptions): Promise<SyncNode> {
+    const logger = options.logger ?? silentLogger;
+    const identity = NodeIdentity.open(options.dataDir, { token: options.token, trust: options.trust, logger });
+    const mode = options.mode ?? "node";
+    let replicator: Replicator | undefined;
+    const engine = await Engine.open({
+      ...options.engine,
+      dataDir: options.dataDir,
+      create: options.create,
+      logger,
+      // Decided against the replicator's roster once it exists; catalogs are written only after open.
+      maintainsCatalog: (course, audience) => identity.maintainsCatalog(replicator?.coursesOf ?? (() => new Set()))(course, audience),
+    });
+    replicator = new Replicator({ store: engine.docs, identity: identity.principal, logger });
+    const node = new SyncNode(engine, replicator, identity, mode, options, logger);
+    try {
+      await replicator.start();
+      if (options.listen) await node.#listen(options.listen);
+      if (options.relay) node.#dialRelay(options.relay);
+      const discovery = options.discovery ?? mode === "node";
+      if (discovery && options.listen) await node.#discover(typeof discovery === "object" ? discovery.interface : undefined);
+    } catch (error) {
+      await node.close();
+      throw error;
+    }
+    return node;
+  }
+
+  /** `ws://host:port` of this node's server, once listening. */
+  get url(): string | null {
+    const address = this.#http?.address() as AddressInfo | null | undefined;
+    if (!address) return null;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return `ws://${host}:${address.port}`;
+  }
+
+  get peerId(): string {
+    return this.identity.peerId;
+  }
+
+  /** Starts replicating with a node at `url` (kept up with backoff until `close`). */
+  connect(url: string): void {
+    if (this.#dialers.has(url)) return;
+    const dialer = this.#dialer(url);
+    this.#dialers.set(url, dialer);
+    dialer.start();
+  }
+
+  status(): NodeStatus {
+    const principal = this.identity.principal;
+    const peers = this.replicator.peers();
+    return {
+      peerId: this.peerId,
+      mode: this.mode,
+      identity: { user: principal.user, role: principal.role, courses: principal.courses },
+      listening: this.url,
+      relay: this.#relay && this.options.relay ? { url: this.options.relay, state: this.#relay.state } : null,
+      peers,
+      inSync: peers.every((peer) => peer.inSync),
+    };
+  }
+
+  async metrics(): Promise<string> {
+    return nodeMetrics({ engine: await this.engine.status(), peers: this.replicator.peers(), server: this.#server?.metrics() ?? null, links: this.replicator.linkStats() });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#discovery?.stop();
+    await Promise.all([...this.#dialers.values(), ...(this.#relay ? [this.#relay] : [])].map((dialer) => dialer.stop()));
+    await this.#server?.close();
+    if (this.#http) {
+      const http = this.#http;
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+    this.replicator.close();
+    await this.engine.close();
+  }
+
+  async #listen(listen: { port: number; host?: string }): Promise<void> {
+    const http = createServer((request, response) => void answerHttp(this, request, response));
+    this.#server = new SyncServer({
+      peerId: this.peerId,
+      metadata: () => ({ ordoToken: this.identity.token() }),
+      verifier: this.identity.verifier,
+      limits: this.options.limits,
+      logger: this.logger,
+      onLink: (link) => this.#adopt(link),
+    });
+    this.#server.attach(http);
+    await new Promise<void>((resolve, reject) => {
+      http.once("error", reject);
+      http.listen(listen.port, listen.host ?? "127.0.0.1", () => {
+        http.off("error", reject);
+        resolve();
+      });
+    });
+    this.#http = http;
+    this.logger.info({ url: this.url, mode: this.mode, peerId: this.peerId }, "listening");
+  }
+
+  #dialRelay(url: string): void {
+    this.#relay = this.#dialer(url);
+    this.#relay.start();
+  }
+
+  #dialer(url: string): PeerDialer {
+    return new PeerDialer({
+      url,
+      token: () => this.identity.token(),
+      peerId: this.peerId,
+      metadata: () => ({ ordoToken: this.identity.token() }),
+      verifier: this.identity.verifier,
+      limits: this.options.limits,
+      logger: this.logger,
+      onLink: (link) => this.#adopt(link),
+    });
+  }
+
+  #adopt(link: PeerLink): void {
+    if (this.#closed) {
+      link.close(1001, "node stopping");
+      return;
+    }
+    this.replicator.addLink(link);
+  }
+
+  async #discover(networkInterface: string | undefined): Promise<void> {
+    const port = (this.#http!.address() as AddressInfo).port;
+    const courses = this.identity.courses.length > 0 ? this.identity.courses : (await this.engine.docs.records({ kind: "course" })).map((record) => `automerge:${record.id}`);
+    const discovery = new LanDiscovery({ peerId: this.peerId, port, courses, interface: networkInterface, logger: this.logger });
+    discovery.on("peer-found", (peer) => this.#lanPeerFound(peer));
+    discovery.on("peer-lost", ({ peerId }) => this.#lanPeerLost(peerId));
+    discovery.on("error", (error) => this.logger.warn({ err: error }, "LAN discovery error"));
+    await discovery.start();
+    this.#discovery = discovery;
+  }
+
+  /** Both ends see each other: only the one with the smaller peer id dials, so a pair has one link. */
+  #lanPeerFound(peer: LanPeer): void {
+    if (this.#closed || peer.peerId <= this.peerId) return;
+    this.logger.info({ peer: peer.peerId, host: peer.host, port: peer.port }, "found a classmate on the LAN");
+    const url = `ws://${peer.host}:${peer.port}`;
+    const key = `lan:${peer.peerId}:${url}`;
+    if (this.#dialers.has(key)) return;
+    // It moved (a new address or port): the old dialer would only knock on a closed door.
+    this.#lanPeerLost(peer.peerId);
+    const dialer = this.#dialer(url);
+    this.#dialers.set(key, dialer);
+    dialer.start();
+  }
+
+  #lanPeerLost(peerId: string): void {
+    for (const [key, dialer] of this.#dialers) {
+      if (!key.startsWith(`lan:${peerId}:`)) continue;
+      this.#dialers.delete(key);
+      void dialer.stop();
+    }
+  }
+}
