@@ -1,0 +1,322 @@
+import { EventEmitter } from "node:events";
+import { WebSocket, type ClientOptions } from "ws";
+import { systemClock, type Clock } from "../util/clock.js";
+import { silentLogger, type Logger } from "../util/logger.js";
+import { CloseCode } from "./close-codes.js";
+import { HandshakeGuard } from "./handshake.js";
+import { resolveLimits, type LinkLimits } from "./limits.js";
+import type { PeerLink } from "./peer-link.js";
+import { TokenError, type Principal, type TokenVerifier } from "./principal.js";
+import { PROTOCOL_VERSION, type ClientOrServerMessage } from "./wire.js";
+import { describeError, errorCode, WsLink } from "./ws-link.js";
+
+export interface BackoffOptions {
+  initialMs: number;
+  maxMs: number;
+  factor: number;
+  /** A connection that lasted this long starts the next backoff from `initialMs` again. */
+  resetAfterMs: number;
+}
+
+export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({
+  // Fast enough that a server restart is barely noticed...
+  initialMs: 250,
+  // ...slow enough that a classroom of laptops does not hammer a server that is down.
+  maxMs: 30_000,
+  factor: 2,
+  // A link that held this long was healthy: its loss is news, not a repeat failure.
+  resetAfterMs: 10_000,
+});
+
+/**
+ * The delay before retry number `attempt` (0-based), with full jitter: uniform in
+ * [0, min(maxMs, initialMs * factor^attempt)), so that clients dropped together by one
+ * server restart do not come back together.
+ */
+export function backoffDelay(attempt: number, backoff: BackoffOptions, random: () => number): number {
+  const ceiling = Math.min(backoff.maxMs, backoff.initialMs * backoff.factor ** attempt);
+  return Math.floor(random() * ceiling);
+}
+
+export type DialerState = "connecting" | "connected" | "waiting" | "stopped";
+
+export interface RetryScheduled {
+  /** 1 for the first retry after a failure or a lost link. */
+  attempt: number;
+  delayMs: number;
+  /** When the next attempt starts, in milliseconds since the epoch. */
+  at: number;
+  reason: string;
+}
+
+export interface PeerDialerEvents {
+  state: [DialerState];
+  retry: [RetryScheduled];
+}
+
+export interface PeerDialerOptions {
+  /** ws:// or wss:// URL of a `SyncServer` (no token in it: the token goes in a header). */
+  url: string;
+  /** Our token, or a function that reads the current one before each attempt. */
+  token: string | (() => string);
+  peerId: string;
+  /** Our `join` message's metadata (storageId, ...); `ordoSeq: true` is added. */
+  metadata: () => Record<string, unknown>;
+  /** Checks the server's token (`peerMetadata.ordoToken` in its `peer` message). */
+  verifier: TokenVerifier;
+  /** Called for each joined connection; the link's principal is the server's. */
+  onLink: (link: PeerLink) => void;
+  backoff?: Partial<BackoffOptions>;
+  limits?: Partial<LinkLimits>;
+  logger?: Logger;
+  clock?: Clock;
+  random?: () => number;
+  createSocket?: (url: string, options: ClientOptions) => WebSocket;
+}
+
+/**
+ * The client side of the WebSocket transport: dials a `SyncServer`, authenticates both
+ * ways, hands each joined connection to `onLink`, and redials with exponential backoff and
+ * full jitter whenever the connection ends, until `stop()`.
+ *
+ * @example
+ * const dialer = new PeerDialer({ url: "ws://relay:8080/", token, peerId, metadata, verifier, onLink });
+ * dialer.start();
+ * // ...
+ * await dialer.stop();
+ */
+export class PeerDialer extends EventEmitter<PeerDialerEvents> {
+  readonly #options: PeerDialerOptions;
+  readonly #limits: Readonly<LinkLimits>;
+  readonly #backoff: BackoffOptions;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #context: Record<string, unknown>;
+  #state: DialerState = "stopped";
+  #attempt = 0;
+  #generation = 0;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #nextRetryAt: number | undefined;
+  #socket: WebSocket | undefined;
+  #guard: HandshakeGuard | undefined;
+  #link: WsLink | undefined;
+
+  constructor(options: PeerDialerOptions) {
+    super();
+    this.#options = options;
+    this.#limits = resolveLimits(options.limits);
+    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.#logger = options.logger ?? silentLogger;
+    this.#clock = options.clock ?? systemClock;
+    this.#context = { server: urlForLogs(options.url) };
+  }
+
+  get state(): DialerState {
+    return this.#state;
+  }
+
+  /** When the next attempt starts (ms since the epoch), while `waiting`. */
+  get nextRetryAt(): number | undefined {
+    return this.#nextRetryAt;
+  }
+
+  /** The joined link, while `connected`. */
+  get link(): PeerLink | undefined {
+    return this.#link;
+  }
+
+  start(): void {
+    if (this.#state !== "stopped") return;
+    this.#attempt = 0;
+    this.#connect();
+  }
+
+  /** Closes the link (`goingAway`) or abandons the attempt; resolves once the socket is closed. */
+  async stop(): Promise<void> {
+    this.#generation += 1;
+    this.#setState("stopped");
+    clearTimeout(this.#retryTimer);
+    this.#nextRetryAt = undefined;
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (this.#link !== undefined) this.#link.close(CloseCode.goingAway, "dialer stopped");
+    else if (this.#guard !== undefined) this.#guard.fail(CloseCode.goingAway, "dialer stopped");
+    else socket?.terminate();
+    this.#link = undefined;
+    this.#guard = undefined;
+    if (socket !== undefined && socket.readyState !== socket.CLOSED) {
+      await new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    }
+  }
+
+  #connect(): void {
+    const generation = ++this.#generation;
+    this.#setState("connecting");
+    let socket: WebSocket;
+    try {
+      const { token, url, createSocket } = this.#options;
+      const options: ClientOptions = {
+        headers: { authorization: `Bearer ${typeof token === "function" ? token() : token}` },
+        perMessageDeflate: false,
+        maxPayload: this.#limits.maxFrameBytes,
+        handshakeTimeout: this.#limits.handshakeTimeoutMs,
+      };
+      socket = createSocket ? createSocket(url, options) : new WebSocket(url, options);
+    } catch (error) {
+      this.#logger.warn({ ...this.#context, error: describeError(error) }, "could not dial");
+      return this.#scheduleRetry("dial failed");
+    }
+    this.#socket = socket;
+    let linked = false;
+    const ended = (reason: string) => {
+      if (linked || generation !== this.#generation) return;
+      linked = true; // one retry per attempt, whichever way it failed
+      this.#socket = undefined;
+      this.#guard = undefined;
+      this.#scheduleRetry(reason);
+    };
+
+    socket.on("error", (error) => {
+      this.#logger.info({ ...this.#context, error: error.message, code: errorCode(error) }, "connection failed");
+    });
+    socket.once("close", (code) => ended(`closed (${code})`));
+    socket.on("unexpected-response", (_request, response) => {
+      const status = response.statusCode ?? 0;
+      if (status === 401) this.#logger.warn(this.#context, "server refused our token (401)");
+      else this.#logger.warn({ ...this.#context, status }, "server refused the upgrade");
+      response.resume();
+      socket.terminate();
+    });
+    socket.once("open", () => {
+      if (generation !== this.#generation) return;
+      const guard: HandshakeGuard = new HandshakeGuard({
+        socket,
+        limits: this.#limits,
+        logger: this.#logger,
+        context: this.#context,
+        onMessage: (message) => {
+          const link = this.#onHandshakeMessage(guard, socket, message);
+          if (link === undefined) return;
+          linked = true;
+          guard.release();
+          this.#onJoined(link, generation);
+        },
+        onEnd: (end) => ended(`handshake ended (${end.code} ${end.reason})`),
+      });
+      this.#guard = guard;
+      guard.send({
+        type: "join",
+        senderId: this.#options.peerId,
+        peerMetadata: { ...this.#options.metadata(), ordoSeq: true },
+        supportedProtocolVersions: [PROTOCOL_VERSION],
+      });
+    });
+  }
+
+  /** The link, once the server's `peer` message checks out; undefined to keep waiting. */
+  #onHandshakeMessage(guard: HandshakeGuard, socket: WebSocket, message: ClientOrServerMessage): WsLink | undefined {
+    if (message.type === "error") {
+      this.#logger.warn({ ...this.#context, message: message.message }, "server refused our join");
+      return undefined;
+    }
+    if (message.type !== "peer") {
+      guard.fail(CloseCode.malformedMessage, `expected peer, got ${message.type}`, true);
+      return undefined;
+    }
+    if (message.targetId !== this.#options.peerId || message.selectedProtocolVersion !== PROTOCOL_VERSION) {
+      guard.fail(CloseCode.malformedMessage, "peer message for another peer or protocol", true);
+      return undefined;
+    }
+    const principal = this.#verifyServer(message.peerMetadata["ordoToken"]);
+    if (principal === undefined) {
+      guard.fail(CloseCode.unauthenticated, "server presented no valid token");
+      return undefined;
+    }
+    return new WsLink({
+      socket,
+      direction: "outbound",
+      localPeerId: this.#options.peerId,
+      remotePeerId: message.senderId,
+      principal,
+      remoteMetadata: message.peerMetadata,
+      sequenced: message.peerMetadata["ordoSeq"] === true,
+      limits: this.#limits,
+      logger: this.#logger,
+      clock: this.#clock,
+    });
+  }
+
+  #verifyServer(token: unknown): Principal | undefined {
+    if (typeof token !== "string") {
+      this.#logger.warn(this.#context, "server sent no ordoToken");
+      return undefined;
+    }
+    try {
+      return this.#options.verifier.verify(token, this.#clock().getTime());
+    } catch (error) {
+      const problem = error instanceof TokenError ? error.problem : describeError(error);
+      this.#logger.warn({ ...this.#context, problem }, "server token refused");
+      return undefined;
+    }
+  }
+
+  #onJoined(link: WsLink, generation: number): void {
+    const joinedAt = this.#clock().getTime();
+    this.#guard = undefined;
+    this.#link = link;
+    this.#setState("connected");
+    this.#logger.info({ ...this.#context, link: link.id, peer: link.remotePeerId }, "joined");
+    link.once("close", ({ code, reason }) => {
+      if (generation !== this.#generation) return;
+      this.#link = undefined;
+      this.#socket = undefined;
+      if (this.#clock().getTime() - joinedAt >= this.#backoff.resetAfterMs) this.#attempt = 0;
+      this.#scheduleRetry(`link closed (${code} ${reason})`);
+    });
+    try {
+      this.#options.onLink(link);
+    } catch (error) {
+      this.#logger.error({ ...this.#context, error: describeError(error) }, "onLink threw");
+      link.close(CloseCode.goingAway, "internal error");
+    }
+  }
+
+  #scheduleRetry(reason: string): void {
+    if (this.#state === "stopped") return;
+    const delayMs = backoffDelay(this.#attempt, this.#backoff, this.#options.random ?? Math.random);
+    this.#attempt += 1;
+    const at = this.#clock().getTime() + delayMs;
+    this.#nextRetryAt = at;
+    this.#setState("waiting");
+    this.#logger.info({ ...this.#context, reason, delayMs, attempt: this.#attempt }, "will redial");
+    this.#retryTimer = setTimeout(() => {
+      this.#nextRetryAt = undefined;
+      this.#connect();
+    }, delayMs);
+    this.#emitSafely("retry", { attempt: this.#attempt, delayMs, at, reason });
+  }
+
+  #setState(state: DialerState): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#emitSafely("state", state);
+  }
+
+  #emitSafely<K extends keyof PeerDialerEvents>(event: K, ...args: PeerDialerEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: PeerDialerEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      this.#logger.error({ ...this.#context, event, error: describeError(error) }, "a dialer listener threw");
+    }
+  }
+}
+
+/** The URL without query or credentials, for logs. */
+function urlForLogs(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return "(unparseable url)";
+  }
+}

@@ -1,0 +1,272 @@
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket } from "ws";
+import { systemClock, type Clock } from "../util/clock.js";
+import { silentLogger, type Logger } from "../util/logger.js";
+import { CloseCode } from "./close-codes.js";
+import { HandshakeGuard, type HandshakeEnd } from "./handshake.js";
+import { resolveLimits, type LinkLimits } from "./limits.js";
+import type { PeerLink } from "./peer-link.js";
+import { TokenError, type Principal, type TokenVerifier } from "./principal.js";
+import { readBearerToken, refuseUpgrade, safeRequestPath } from "./upgrade-auth.js";
+import { PROTOCOL_VERSION, type ClientOrServerMessage } from "./wire.js";
+import { describeError, WsLink } from "./ws-link.js";
+
+export interface SyncServerOptions {
+  /** Our peer id, sent in every `peer` message. */
+  peerId: string;
+  /** Our `peer` message's metadata, read at each handshake (e.g. `{ ordoToken }`, our own token). */
+  metadata: () => Record<string, unknown>;
+  verifier: TokenVerifier;
+  /** Called once per joined connection; the link is open and authenticated. */
+  onLink: (link: PeerLink) => void;
+  limits?: Partial<LinkLimits>;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+export interface SyncServerMetrics {
+  /** Sockets open now, in their handshake or joined. */
+  connectionsOpen: number;
+  /** Joined links open now. */
+  linksOpen: number;
+  /** Upgrades accepted (101). */
+  accepted: number;
+  /** Upgrades refused, by reason: a token problem, `no-token`, `bad-request`, `shutting-down`, `internal`. */
+  refused: Record<string, number>;
+  /** Frames refused as not the protocol (each closed its connection). */
+  messagesRefused: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Connections ended, by close code (ours, or the remote's when it ended them). */
+  closedByCode: Record<string, number>;
+}
+
+/**
+ * The server side of the WebSocket transport, attached to an HTTP server the caller owns.
+ * It authenticates each upgrade by token, runs the `join`/`peer` handshake, binds the peer
+ * id to the principal, and hands each joined connection to `onLink` as a `PeerLink`.
+ *
+ * @example
+ * const http = createServer(handleHealthAndMetrics);
+ * const sync = new SyncServer({ peerId, metadata: () => ({ ordoToken }), verifier, onLink });
+ * sync.attach(http);
+ * http.listen(8080);
+ */
+export class SyncServer {
+  readonly #options: SyncServerOptions;
+  readonly #limits: Readonly<LinkLimits>;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #wss: WebSocketServer;
+  readonly #sockets = new Set<WebSocket>();
+  readonly #pending = new Set<HandshakeGuard>();
+  readonly #links = new Map<string, WsLink>();
+  readonly #metrics = { accepted: 0, messagesRefused: 0, bytesIn: 0, bytesOut: 0 };
+  readonly #refused = new Map<string, number>();
+  readonly #closedByCode = new Map<string, number>();
+  #server: Server | undefined;
+  #closing = false;
+
+  constructor(options: SyncServerOptions) {
+    this.#options = options;
+    this.#limits = resolveLimits(options.limits);
+    this.#logger = options.logger ?? silentLogger;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock().getTime();
+    this.#wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.#limits.maxFrameBytes,
+      perMessageDeflate: false,
+      // A token offered as `Sec-WebSocket-Protocol: bearer, <token>` selects `bearer`.
+      handleProtocols: (protocols) => (protocols.has("bearer") ? "bearer" : false),
+    });
+    // ws found the upgrade request itself invalid (bad key, version or subprotocol list).
+    this.#wss.on("wsClientError", (error, socket) => {
+      this.#logger.info({ error: error.message }, "upgrade refused by ws");
+      this.#count(this.#refused, "bad-request");
+      refuseUpgrade(socket, 400, { error: "bad request" });
+    });
+  }
+
+  /** Starts answering WebSocket upgrades on `server`. */
+  attach(server: Server): void {
+    if (this.#server !== undefined) throw new Error("SyncServer is already attached");
+    this.#server = server;
+    server.on("upgrade", this.#onUpgrade);
+  }
+
+  /** Joined links open now. */
+  links(): PeerLink[] {
+    return [...this.#links.values()];
+  }
+
+  metrics(): SyncServerMetrics {
+    let bytesOut = this.#metrics.bytesOut;
+    let messagesRefused = this.#metrics.messagesRefused;
+    for (const link of this.#links.values()) {
+      const stats = link.stats();
+      bytesOut += stats.bytesOut;
+      messagesRefused += stats.messagesRefused;
+    }
+    return {
+      connectionsOpen: this.#sockets.size,
+      linksOpen: this.#links.size,
+      accepted: this.#metrics.accepted,
+      refused: Object.fromEntries(this.#refused),
+      messagesRefused,
+      bytesIn: this.#metrics.bytesIn,
+      bytesOut,
+      closedByCode: Object.fromEntries(this.#closedByCode),
+    };
+  }
+
+  /** Closes every connection (`goingAway`) and stops answering upgrades; resolves when all are gone. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#server?.off("upgrade", this.#onUpgrade);
+    const sockets = [...this.#sockets];
+    for (const guard of [...this.#pending]) guard.fail(CloseCode.goingAway, "server shutting down");
+    for (const link of [...this.#links.values()]) link.close(CloseCode.goingAway, "server shutting down");
+    await Promise.all(
+      sockets.map((socket) =>
+        socket.readyState === socket.CLOSED ? undefined : new Promise<void>((resolve) => socket.once("close", () => resolve())),
+      ),
+    );
+    this.#wss.close();
+  }
+
+  #onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // Errors on the raw socket before ws owns it must not become uncaught exceptions.
+    socket.on("error", () => socket.destroy());
+    try {
+      this.#authenticate(request, socket, head);
+    } catch (error) {
+      this.#logger.error({ path: safeRequestPath(request), error: describeError(error) }, "upgrade failed");
+      this.#count(this.#refused, "internal");
+      refuseUpgrade(socket, 500, { error: "internal" });
+    }
+  };
+
+  #authenticate(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const context = { path: safeRequestPath(request), remote: request.socket.remoteAddress };
+    if (this.#closing) {
+      this.#count(this.#refused, "shutting-down");
+      return refuseUpgrade(socket, 503, { error: "shutting down" });
+    }
+    const token = readBearerToken(request);
+    if (token === undefined) {
+      this.#logger.info(context, "upgrade without a token");
+      this.#count(this.#refused, "no-token");
+      return refuseUpgrade(socket, 401, { error: "unauthorized", problem: "no-token" });
+    }
+    let principal: Principal;
+    try {
+      principal = this.#options.verifier.verify(token, this.#now());
+    } catch (error) {
+      if (!(error instanceof TokenError)) throw error;
+      // The problem only: a verifier's message might quote the token.
+      this.#logger.info({ ...context, problem: error.problem }, "upgrade with a refused token");
+      this.#count(this.#refused, error.problem);
+      return refuseUpgrade(socket, 401, { error: "unauthorized", problem: error.problem });
+    }
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws, principal, context));
+  }
+
+  #onConnection(socket: WebSocket, principal: Principal, context: Record<string, unknown>): void {
+    this.#metrics.accepted += 1;
+    this.#sockets.add(socket);
+    socket.once("close", () => this.#sockets.delete(socket));
+    socket.on("message", (data: Buffer | ArrayBuffer | Buffer[]) => {
+      this.#metrics.bytesIn += Array.isArray(data) ? data.reduce((n, b) => n + b.byteLength, 0) : data.byteLength;
+    });
+    const logContext = { ...context, user: principal.user };
+    this.#logger.debug(logContext, "connection open");
+    const guard: HandshakeGuard = new HandshakeGuard({
+      socket,
+      limits: this.#limits,
+      logger: this.#logger,
+      context: logContext,
+      onBytes: (direction, bytes) => {
+        if (direction === "out") this.#metrics.bytesOut += bytes;
+      },
+      onMessage: (message) => this.#onHandshakeMessage(guard, socket, principal, message),
+      onEnd: (end) => this.#onHandshakeEnd(guard, end),
+    });
+    this.#pending.add(guard);
+  }
+
+  #onHandshakeMessage(guard: HandshakeGuard, socket: WebSocket, principal: Principal, message: ClientOrServerMessage): void {
+    if (message.type !== "join") return guard.fail(CloseCode.malformedMessage, `expected join, got ${message.type}`, true);
+    const { peerId } = this.#options;
+    const remotePeerId = message.senderId;
+    const refuse = (code: number, text: string) => {
+      guard.send({ type: "error", senderId: peerId, targetId: remotePeerId, message: text });
+      guard.fail(code, text);
+    };
+    if (!message.supportedProtocolVersions.includes(PROTOCOL_VERSION)) {
+      return refuse(CloseCode.malformedMessage, "unsupported protocol version");
+    }
+    const holder = this.#links.get(remotePeerId);
+    if (remotePeerId === peerId || (holder !== undefined && !samePrincipal(holder.principal, principal))) {
+      this.#logger.warn({ peer: remotePeerId, user: principal.user }, "join with a peer id another principal holds");
+      return refuse(CloseCode.peerIdTaken, "peer id taken");
+    }
+    // The same principal again (a reconnect the old socket has not noticed): the new one wins.
+    holder?.close(CloseCode.normal, "replaced");
+
+    guard.send({
+      type: "peer",
+      senderId: peerId,
+      targetId: remotePeerId,
+      peerMetadata: { ...this.#options.metadata(), ordoSeq: true },
+      selectedProtocolVersion: PROTOCOL_VERSION,
+    });
+    const link = new WsLink({
+      socket,
+      direction: "inbound",
+      localPeerId: peerId,
+      remotePeerId,
+      principal,
+      remoteMetadata: message.peerMetadata,
+      sequenced: message.peerMetadata["ordoSeq"] === true,
+      limits: this.#limits,
+      logger: this.#logger,
+    });
+    guard.release();
+    this.#pending.delete(guard);
+    this.#links.set(remotePeerId, link);
+    link.once("close", ({ code }) => this.#onLinkClose(link, code));
+    this.#logger.info({ link: link.id, peer: remotePeerId, user: principal.user }, "peer joined");
+    try {
+      this.#options.onLink(link);
+    } catch (error) {
+      this.#logger.error({ link: link.id, error: describeError(error) }, "onLink threw");
+      link.close(CloseCode.goingAway, "internal error");
+    }
+  }
+
+  #onHandshakeEnd(guard: HandshakeGuard, end: HandshakeEnd): void {
+    this.#pending.delete(guard);
+    if (end.malformed) this.#metrics.messagesRefused += 1;
+    this.#count(this.#closedByCode, String(end.code));
+  }
+
+  #onLinkClose(link: WsLink, code: number): void {
+    if (this.#links.get(link.remotePeerId) === link) this.#links.delete(link.remotePeerId);
+    const stats = link.stats();
+    this.#metrics.bytesOut += stats.bytesOut;
+    this.#metrics.messagesRefused += stats.messagesRefused;
+    this.#count(this.#closedByCode, String(code));
+    this.#logger.info({ link: link.id, peer: link.remotePeerId, code }, "link closed");
+  }
+
+  #count(counts: Map<string, number>, key: string): void {
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+}
+
+/** The same identity from the same authority: only then may a peer id change hands. */
+function samePrincipal(a: Principal, b: Principal): boolean {
+  return a.user === b.user && a.issuer === b.issuer;
+}

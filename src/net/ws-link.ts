@@ -1,0 +1,316 @@
+import { EventEmitter } from "node:events";
+import type { RawData, WebSocket } from "ws";
+import { systemClock, type Clock } from "../util/clock.js";
+import { silentLogger, type Logger } from "../util/logger.js";
+import { CloseCode } from "./close-codes.js";
+import { DEFAULT_LINK_LIMITS, TokenBucket, type LinkLimits } from "./limits.js";
+import type { DocMessage, LinkStats, PeerLink, PeerLinkEvents } from "./peer-link.js";
+import type { Principal } from "./principal.js";
+import { checkMessage, decodeFrame, encodeFrame, isDocMessage, WireError, type WireDocMessage } from "./wire.js";
+
+export interface WsLinkStats extends LinkStats {
+  /** Frames refused as not the protocol (the first one also closed the link). */
+  messagesRefused: number;
+}
+
+export interface WsLinkOptions {
+  /** An open socket whose handshake (`join`/`peer`) is done. */
+  socket: WebSocket;
+  direction: "inbound" | "outbound";
+  localPeerId: string;
+  remotePeerId: string;
+  principal: Principal;
+  remoteMetadata: Readonly<Record<string, unknown>>;
+  /** Both sides announced `ordoSeq: true`: document messages are numbered and checked. */
+  sequenced: boolean;
+  limits?: Readonly<LinkLimits>;
+  logger?: Logger;
+  clock?: Clock;
+}
+
+/** setTimeout's longest delay; a later expiry re-arms the timer. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+let nextLinkId = 1;
+
+/**
+ * A `PeerLink` over a `ws` WebSocket. Every inbound frame is rate-limited, decoded and
+ * checked; only document messages reach `message` listeners, and anything that is not the
+ * protocol closes the link. Sends never throw; a remote that stops reading is dropped.
+ */
+export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
+  readonly id = nextLinkId++;
+  readonly direction: "inbound" | "outbound";
+  readonly localPeerId: string;
+  readonly remotePeerId: string;
+  readonly principal: Principal;
+  readonly remoteMetadata: Readonly<Record<string, unknown>>;
+  readonly sequenced: boolean;
+  /** Settles once the socket itself is closed, which may be after `close` was emitted. */
+  readonly socketClosed: Promise<void>;
+
+  readonly #socket: WebSocket;
+  readonly #limits: Readonly<LinkLimits>;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  readonly #bucket: TokenBucket;
+  readonly #documents = new Set<string>();
+  readonly #stats: WsLinkStats = {
+    bytesIn: 0,
+    bytesOut: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    documentsNamed: 0,
+    messagesRefused: 0,
+  };
+  #closed = false;
+  #sendSeq = 0;
+  #receiveSeq = 0;
+  #awaitingPong = false;
+  #expiryTimer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: WsLinkOptions) {
+    super();
+    this.direction = options.direction;
+    this.localPeerId = options.localPeerId;
+    this.remotePeerId = options.remotePeerId;
+    this.principal = options.principal;
+    this.remoteMetadata = options.remoteMetadata;
+    this.sequenced = options.sequenced;
+    this.#socket = options.socket;
+    this.#limits = options.limits ?? DEFAULT_LINK_LIMITS;
+    this.#logger = options.logger ?? silentLogger;
+    const clock = options.clock ?? systemClock;
+    this.#now = () => clock().getTime();
+    this.#bucket = new TokenBucket(this.#limits.messagesPerSecond, this.#limits.messageBurst, this.#now);
+
+    const socket = this.#socket;
+    this.socketClosed = new Promise((resolve) => socket.once("close", () => resolve()));
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onClose);
+    socket.on("message", this.#onMessage);
+    socket.on("pong", this.#onPong);
+    this.#pingTimer = setInterval(this.#ping, this.#limits.pingIntervalMs).unref();
+    this.#armExpiry();
+    if (socket.readyState !== socket.OPEN) {
+      // Closed during the handover: report it once listeners can hear it.
+      setImmediate(() => this.#finish(1006, "socket closed before the link opened"));
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  stats(): WsLinkStats {
+    return { ...this.#stats, documentsNamed: this.#closed ? this.#stats.documentsNamed : this.#documents.size };
+  }
+
+  send(message: DocMessage): void {
+    if (this.#closed || this.#socket.readyState !== this.#socket.OPEN) return;
+    try {
+      const outgoing: WireDocMessage = copyDocMessage(message);
+      if (this.sequenced) outgoing.ordoSeq = this.#sendSeq + 1;
+      // Our own bug must not look like the remote's: a message the remote would refuse is
+      // dropped here, with an error in the log, rather than sent to end the link there.
+      checkMessage(outgoing);
+      const frame = encodeFrame(outgoing);
+      if (frame.byteLength > this.#limits.maxFrameBytes) {
+        this.#logger.warn(this.#context({ bytes: frame.byteLength }), "sending a frame over the frame cap");
+      }
+      this.#socket.send(frame);
+      this.#sendSeq += 1;
+      this.#stats.messagesOut += 1;
+      this.#stats.bytesOut += frame.byteLength;
+      if (this.#socket.bufferedAmount > this.#limits.maxBufferedBytes) {
+        this.#logger.warn(this.#context({ buffered: this.#socket.bufferedAmount }), "remote stopped reading");
+        this.close(CloseCode.slowConsumer, "slow consumer");
+        // The close frame would wait behind the backlog: drop the backlog now.
+        this.#socket.terminate();
+      }
+    } catch (error) {
+      this.#logger.error(this.#context({ error: describeError(error) }), "could not send a message; dropped");
+    }
+  }
+
+  close(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#finish(code, reason);
+    try {
+      if (isSendableCode(code)) this.#socket.close(code, truncateReason(reason));
+      else this.#socket.terminate();
+    } catch {
+      this.#socket.terminate();
+    }
+    this.#graceTimer = setTimeout(() => this.#socket.terminate(), this.#limits.closeGraceMs).unref();
+  }
+
+  #onMessage = (data: RawData, isBinary: boolean): void => {
+    try {
+      this.#receive(toBytes(data), isBinary);
+    } catch (error) {
+      this.#logger.error(this.#context({ error: describeError(error) }), "failed to handle a message");
+      this.close(CloseCode.malformedMessage, "internal error");
+    }
+  };
+
+  #receive(bytes: Uint8Array, isBinary: boolean): void {
+    if (this.#closed) return;
+    this.#stats.bytesIn += bytes.byteLength;
+    this.#stats.messagesIn += 1;
+    this.#awaitingPong = false;
+    if (!this.#bucket.take()) return this.close(CloseCode.rateLimited, "rate limit");
+    let message;
+    try {
+      if (!isBinary) throw new WireError("not-binary", "text frame");
+      message = decodeFrame(bytes, this.#limits);
+    } catch (error) {
+      if (!(error instanceof WireError)) throw error;
+      this.#stats.messagesRefused += 1;
+      this.#logger.warn(this.#context({ problem: error.problem, detail: error.message }), "malformed message");
+      return this.close(CloseCode.malformedMessage, error.problem);
+    }
+    if (message.senderId !== this.remotePeerId || ("targetId" in message && message.targetId !== this.localPeerId)) {
+      this.#stats.messagesRefused += 1;
+      return this.close(CloseCode.malformedMessage, "wrong senderId or targetId");
+    }
+    if ("documentId" in message && message.documentId !== undefined) {
+      this.#documents.add(message.documentId);
+      if (this.#documents.size > this.#limits.maxDocuments) {
+        return this.close(CloseCode.tooManyDocuments, "too many documents");
+      }
+    }
+    if (isDocMessage(message)) {
+      if (this.sequenced) {
+        if (message.ordoSeq !== this.#receiveSeq + 1) {
+          this.#logger.warn(this.#context({ expected: this.#receiveSeq + 1, got: message.ordoSeq }), "out of sequence");
+          return this.close(CloseCode.outOfSequence, "out of sequence");
+        }
+        this.#receiveSeq += 1;
+      }
+      this.#deliver(copyDocMessage(message));
+    } else if (message.type === "leave") {
+      this.close(CloseCode.normal, "leave");
+    } else if (message.type === "error") {
+      this.#logger.warn(this.#context({ message: message.message }), "remote sent an error");
+    }
+    // join, peer, ephemeral, remote-subscription-change, remote-heads-changed: checked, dropped.
+  }
+
+  #deliver(message: DocMessage): void {
+    try {
+      this.emit("message", message);
+    } catch (error) {
+      this.#logger.error(this.#context({ error: describeError(error) }), "a message listener threw");
+    }
+  }
+
+  #onError = (error: Error): void => {
+    this.#logger.warn(this.#context({ error: error.message, code: errorCode(error) }), "socket error");
+    // ws has already answered a protocol error with a close frame (1002 bad frame, 1007 bad
+    // UTF-8, 1009 too big); 1006 means the connection itself failed.
+    const code = statusCodeOf(error);
+    if (code !== 1006 && !this.#closed) this.#stats.messagesRefused += 1;
+    this.#finish(code, errorCode(error) ?? "socket error");
+    this.#graceTimer ??= setTimeout(() => this.#socket.terminate(), this.#limits.closeGraceMs).unref();
+  };
+
+  #onClose = (code: number, reason: Buffer): void => {
+    clearTimeout(this.#graceTimer);
+    this.#finish(code, reason.toString("utf8"));
+  };
+
+  #onPong = (): void => {
+    this.#awaitingPong = false;
+  };
+
+  #ping = (): void => {
+    if (this.#awaitingPong) {
+      this.#logger.warn(this.#context({}), "no pong: remote is gone");
+      this.#finish(1006, "no pong");
+      this.#socket.terminate();
+      return;
+    }
+    this.#awaitingPong = true;
+    try {
+      this.#socket.ping();
+    } catch {
+      // Not open any more: the close event follows.
+    }
+  };
+
+  #armExpiry(): void {
+    const delay = this.principal.expiresAt - this.#now();
+    this.#expiryTimer = setTimeout(
+      () => {
+        if (this.principal.expiresAt > this.#now()) return this.#armExpiry();
+        this.#logger.info(this.#context({}), "token expired");
+        this.close(CloseCode.tokenExpired, "token expired");
+      },
+      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
+    ).unref();
+  }
+
+  /** Marks the link closed and tells listeners, once. */
+  #finish(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#expiryTimer);
+    clearInterval(this.#pingTimer);
+    this.#stats.documentsNamed = this.#documents.size;
+    this.#documents.clear();
+    try {
+      this.emit("close", { code, reason });
+    } catch (error) {
+      this.#logger.error(this.#context({ error: describeError(error) }), "a close listener threw");
+    }
+  }
+
+  #context(extra: Record<string, unknown>): Record<string, unknown> {
+    return { link: this.id, peer: this.remotePeerId, user: this.principal.user, ...extra };
+  }
+}
+
+function copyDocMessage(message: DocMessage): WireDocMessage {
+  const { type, senderId, targetId, documentId } = message;
+  return message.type === "doc-unavailable"
+    ? { type: "doc-unavailable", senderId, targetId, documentId }
+    : { type: message.type, senderId, targetId, documentId, data: message.data };
+}
+
+/** Frames arrive as one Buffer by default; other binaryTypes are handled for safety. */
+export function toBytes(data: RawData): Uint8Array {
+  if (Array.isArray(data)) return Buffer.concat(data);
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  return data;
+}
+
+/** Codes a close frame may carry (RFC 6455 section 7.4); others end the socket without one. */
+export function isSendableCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
+}
+
+/** A close reason is at most 123 bytes of UTF-8. */
+export function truncateReason(reason: string): string {
+  let text = reason;
+  while (Buffer.byteLength(text) > 123) text = text.slice(0, -1);
+  return text;
+}
+
+/** ws marks its protocol errors with the close code it sent (a symbol it does not export). */
+export function statusCodeOf(error: Error): number {
+  const symbol = Object.getOwnPropertySymbols(error).find((s) => s.description === "status-code");
+  const code = symbol === undefined ? undefined : (error as unknown as Record<symbol, unknown>)[symbol];
+  return typeof code === "number" ? code : 1006;
+}
+
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
