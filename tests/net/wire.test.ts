@@ -6,7 +6,7 @@ import { decodeFrame, encodeFrame, isDocMessage, WireError, type WireProblem } f
 import { DOC_A } from "./net-helpers.js";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
-const stock = (message: object) => cbor.encode(message);
+const stock = (message: unknown) => cbor.encode(message as object);
 
 function expectWireError(frame: Uint8Array, problem?: WireProblem): void {
   let caught: unknown;

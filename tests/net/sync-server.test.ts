@@ -1,0 +1,181 @@
+import { once } from "node:events";
+import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import type { PeerCandidatePayload, PeerId } from "@automerge/automerge-repo/slim";
+import { afterEach, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { CloseCode } from "../../src/net/close-codes.js";
+import type { DocMessage, PeerLink } from "../../src/net/peer-link.js";
+import { decodeFrame, encodeFrame, type ClientOrServerMessage } from "../../src/net/wire.js";
+import {
+  captureLogger,
+  DOC_A,
+  expectEcho,
+  joinClient,
+  rawClient,
+  refusedUpgrade,
+  SERVER_PEER,
+  SERVER_TOKEN,
+  startServer,
+  type TestServer,
+} from "./net-helpers.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
+  const server = await startServer(options);
+  cleanups.push(() => server.close());
+  return server;
+}
+
+describe("the upgrade takes a token from any of its three carriers", () => {
+  it("accepts a valid token in the Authorization header", async () => {
+    const server = await setup();
+    const client = await joinClient(server.url, { token: "ok.alice.student" });
+    expect(client.peer).toMatchObject({ senderId: SERVER_PEER, targetId: "alice-peer", selectedProtocolVersion: "1" });
+    expect(client.peer.type === "peer" && client.peer.peerMetadata).toEqual({ ordoToken: SERVER_TOKEN, ordoSeq: true });
+    await expectEcho(client);
+    expect(server.links[0]?.principal).toMatchObject({ user: "alice", role: "student" });
+  });
+
+  it("accepts `Sec-WebSocket-Protocol: bearer, <token>` and selects the bearer protocol", async () => {
+    const server = await setup();
+    const client = await joinClient(server.url, { protocols: ["bearer", "ok.bob.teacher"], peerId: "bob-peer" });
+    expect(client.ws.protocol).toBe("bearer");
+    await expectEcho(client, "bob-peer");
+    expect(server.links[0]?.principal.user).toBe("bob");
+  });
+
+  it("accepts a token query parameter", async () => {
+    const server = await setup();
+    const client = await joinClient(`${server.url}?token=ok.carol.observer`, { protocols: [], peerId: "carol-peer" });
+    await expectEcho(client, "carol-peer");
+    expect(server.links[0]?.principal.user).toBe("carol");
+  });
+
+  it("answers 401 with a short JSON body and no upgrade for a missing, forged or expired token", async () => {
+    const server = await setup();
+    expect(await refusedUpgrade(server.url)).toEqual({ status: 401, body: { error: "unauthorized", problem: "no-token" } });
+    expect(await refusedUpgrade(`${server.url}?token=forged`)).toEqual({ status: 401, body: { error: "unauthorized", problem: "forged" } });
+    const expired = `ok.alice.student.${Date.now() - 1000}`;
+    expect(await refusedUpgrade(server.url, { headers: { authorization: `Bearer ${expired}` } })).toMatchObject({
+      status: 401,
+      body: { problem: "expired" },
+    });
+    expect(server.sync.metrics()).toMatchObject({ accepted: 0, refused: { "no-token": 1, forged: 1, expired: 1 } });
+  });
+
+  it("never logs a token, valid or not", async () => {
+    const logger = captureLogger();
+    const server = await setup({ logger });
+    const valid = "ok.dave.student";
+    const client = await joinClient(`${server.url}?token=${valid}&x=1`, { protocols: [], peerId: "dave-peer" });
+    await expectEcho(client, "dave-peer");
+    await refusedUpgrade(`${server.url}?token=bad-token-9c1e`);
+    client.ws.close();
+    await client.closed;
+    expect(logger.lines.length).toBeGreaterThan(2);
+    const all = logger.lines.join("\n");
+    expect(all).not.toContain(valid);
+    expect(all).not.toContain("bad-token-9c1e");
+    expect(all).not.toContain("token=");
+  });
+});
+
+describe("the join handshake", () => {
+  it("closes a connection that does not join in time with handshakeTimeout", async () => {
+    const server = await setup({ limits: { handshakeTimeoutMs: 150 } });
+    const raw = await rawClient(server.port, { token: "ok.alice.student" });
+    expect(await raw.closed).toBe(CloseCode.handshakeTimeout);
+    expect(server.sync.metrics().closedByCode[String(CloseCode.handshakeTimeout)]).toBe(1);
+  });
+
+  it("refuses a join without protocol version 1", async () => {
+    const server = await setup();
+    const raw = await rawClient(server.port, { token: "ok.alice.student" });
+    raw.sendFrame({ payload: encodeFrame({ type: "join", senderId: "a", peerMetadata: {}, supportedProtocolVersions: ["2"] }) });
+    expect(await raw.closed).toBe(CloseCode.malformedMessage);
+    expect(raw.messages[0]).toMatchObject({ type: "error", message: "unsupported protocol version" });
+  });
+
+  it("refuses a join with a peer id held by another principal, and the victim stays connected", async () => {
+    const server = await setup();
+    const victim = await joinClient(server.url, { token: "ok.alice.student", peerId: "shared-peer" });
+    const impostor = new WebSocket(server.url, { headers: { authorization: "Bearer ok.mallory.student" } });
+    impostor.on("error", () => {});
+    const received: ClientOrServerMessage[] = [];
+    impostor.on("message", (data: Buffer) => received.push(decodeFrame(data)));
+    await once(impostor, "open");
+    impostor.send(encodeFrame({ type: "join", senderId: "shared-peer", peerMetadata: {}, supportedProtocolVersions: ["1"] }));
+    const [code] = (await once(impostor, "close")) as [number];
+    expect(code).toBe(CloseCode.peerIdTaken);
+    expect(received[0]).toMatchObject({ type: "error", message: "peer id taken" });
+    await expectEcho(victim, "shared-peer");
+    expect(server.sync.links()).toHaveLength(1);
+    expect(server.sync.links()[0]?.principal.user).toBe("alice");
+  });
+
+  it("refuses a join that takes the server's own peer id", async () => {
+    const server = await setup();
+    await expect(joinClient(server.url, { peerId: SERVER_PEER })).rejects.toThrow();
+  });
+
+  it("lets the same principal rejoin with its peer id, replacing the old link", async () => {
+    const server = await setup();
+    const first = await joinClient(server.url, { token: "ok.alice.student", peerId: "alice-peer" });
+    const second = await joinClient(server.url, { token: "ok.alice.student", peerId: "alice-peer" });
+    expect(await first.closed).toEqual({ code: CloseCode.normal, reason: "replaced" });
+    await expectEcho(second);
+    expect(server.sync.links()).toHaveLength(1);
+  });
+});
+
+describe("a stock automerge-repo client", () => {
+  it("joins with ?token= and exchanges document messages both ways", async () => {
+    const server = await setup({ echo: false });
+    const adapter = new WebSocketClientAdapter(`${server.url}?token=ok.erin.student`, 60_000);
+    cleanups.push(() => adapter.disconnect());
+    const candidate = new Promise<PeerCandidatePayload>((resolve) => adapter.once("peer-candidate", resolve));
+    const linked = server.nextLink();
+    adapter.connect("stock-peer" as PeerId, {});
+    expect(await candidate).toMatchObject({ peerId: SERVER_PEER, peerMetadata: { ordoToken: SERVER_TOKEN } });
+    const link: PeerLink = await linked;
+    expect(link.remotePeerId).toBe("stock-peer");
+
+    const inbound = once(link, "message");
+    const data = new Uint8Array([9, 8, 7]);
+    adapter.send({ type: "sync", senderId: "stock-peer", targetId: SERVER_PEER, documentId: DOC_A, data } as never);
+    expect(((await inbound) as [DocMessage])[0]).toEqual({ type: "sync", senderId: "stock-peer", targetId: SERVER_PEER, documentId: DOC_A, data });
+
+    const outbound = new Promise<Record<string, unknown>>((resolve) => adapter.once("message", resolve as never));
+    link.send({ type: "doc-unavailable", senderId: SERVER_PEER, targetId: "stock-peer", documentId: DOC_A });
+    // Unnumbered: the stock client did not announce ordoSeq.
+    expect(await outbound).toEqual({ type: "doc-unavailable", senderId: SERVER_PEER, targetId: "stock-peer", documentId: DOC_A });
+  });
+});
+
+describe("the server's own bookkeeping", () => {
+  it("counts connections, traffic and closes", async () => {
+    const server = await setup();
+    const client = await joinClient(server.url);
+    await expectEcho(client);
+    const live = server.sync.metrics();
+    expect(live).toMatchObject({ connectionsOpen: 1, linksOpen: 1, accepted: 1, messagesRefused: 0 });
+    expect(live.bytesIn).toBeGreaterThan(20);
+    expect(live.bytesOut).toBeGreaterThan(20);
+    client.ws.close(1000);
+    await client.closed;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(server.sync.metrics()).toMatchObject({ connectionsOpen: 0, linksOpen: 0, closedByCode: { "1000": 1 } });
+  });
+
+  it("closes every link with goingAway on close() and refuses new upgrades", async () => {
+    const server = await setup();
+    const client = await joinClient(server.url);
+    await server.sync.close();
+    expect((await client.closed).code).toBe(CloseCode.goingAway);
+    expect(server.sync.links()).toHaveLength(0);
+  });
+});
