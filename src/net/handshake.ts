@@ -3,7 +3,7 @@ import type { Logger } from "../util/logger.js";
 import { CloseCode } from "./close-codes.js";
 import type { LinkLimits } from "./limits.js";
 import { decodeFrame, encodeFrame, WireError, type ClientOrServerMessage } from "./wire.js";
-import { describeError, errorCode, isSendableCode, statusCodeOf, toBytes, truncateReason } from "./ws-link.js";
+import { describeError, errorCode, INTERNAL_ERROR, isSendableCode, statusCodeOf, toBytes, truncateReason } from "./socket-utils.js";
 
 /** How a socket ended before its handshake completed. */
 export interface HandshakeEnd {
@@ -118,7 +118,7 @@ export class HandshakeGuard {
       this.#options.onMessage(message);
     } catch (error) {
       logger.error({ ...context, error: describeError(error) }, "handshake handler threw");
-      this.fail(CloseCode.malformedMessage, "internal error");
+      this.fail(INTERNAL_ERROR, "internal error");
     }
   };
 

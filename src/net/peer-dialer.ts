@@ -8,35 +8,11 @@ import { resolveLimits, type LinkLimits } from "./limits.js";
 import type { PeerLink } from "./peer-link.js";
 import { TokenError, type Principal, type TokenVerifier } from "./principal.js";
 import { PROTOCOL_VERSION, type ClientOrServerMessage } from "./wire.js";
-import { describeError, errorCode, WsLink } from "./ws-link.js";
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 
-export interface BackoffOptions {
-  initialMs: number;
-  maxMs: number;
-  factor: number;
-  /** A connection that lasted this long starts the next backoff from `initialMs` again. */
-  resetAfterMs: number;
-}
-
-export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({
-  // Fast enough that a server restart is barely noticed...
-  initialMs: 250,
-  // ...slow enough that a classroom of laptops does not hammer a server that is down.
-  maxMs: 30_000,
-  factor: 2,
-  // A link that held this long was healthy: its loss is news, not a repeat failure.
-  resetAfterMs: 10_000,
-});
-
-/**
- * The delay before retry number `attempt` (0-based), with full jitter: uniform in
- * [0, min(maxMs, initialMs * factor^attempt)), so that clients dropped together by one
- * server restart do not come back together.
- */
-export function backoffDelay(attempt: number, backoff: BackoffOptions, random: () => number): number {
-  const ceiling = Math.min(backoff.maxMs, backoff.initialMs * backoff.factor ** attempt);
-  return Math.floor(random() * ceiling);
-}
+export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
+import { describeError, errorCode, INTERNAL_ERROR } from "./socket-utils.js";
+import { WsLink } from "./ws-link.js";
 
 export type DialerState = "connecting" | "connected" | "waiting" | "stopped";
 
@@ -66,6 +42,7 @@ export interface PeerDialerOptions {
   verifier: TokenVerifier;
   /** Called for each joined connection; the link's principal is the server's. */
   onLink: (link: PeerLink) => void;
+  /** Defaults: `DEFAULT_BACKOFF`. */
   backoff?: Partial<BackoffOptions>;
   limits?: Partial<LinkLimits>;
   logger?: Logger;
@@ -100,6 +77,7 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
   #socket: WebSocket | undefined;
   #guard: HandshakeGuard | undefined;
   #link: WsLink | undefined;
+  #errorsSeen = 0;
 
   constructor(options: PeerDialerOptions) {
     super();
@@ -151,6 +129,7 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
 
   #connect(): void {
     const generation = ++this.#generation;
+    this.#errorsSeen = 0;
     this.#setState("connecting");
     let socket: WebSocket;
     try {
@@ -167,10 +146,11 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
       return this.#scheduleRetry("dial failed");
     }
     this.#socket = socket;
-    let linked = false;
+    // Set once the attempt became a link or failed: one retry per attempt, however it failed.
+    let settled = false;
     const ended = (reason: string) => {
-      if (linked || generation !== this.#generation) return;
-      linked = true; // one retry per attempt, whichever way it failed
+      if (settled || generation !== this.#generation) return;
+      settled = true;
       this.#socket = undefined;
       this.#guard = undefined;
       this.#scheduleRetry(reason);
@@ -197,7 +177,7 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
         onMessage: (message) => {
           const link = this.#onHandshakeMessage(guard, socket, message);
           if (link === undefined) return;
-          linked = true;
+          settled = true;
           guard.release();
           this.#onJoined(link, generation);
         },
@@ -216,7 +196,10 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
   /** The link, once the server's `peer` message checks out; undefined to keep waiting. */
   #onHandshakeMessage(guard: HandshakeGuard, socket: WebSocket, message: ClientOrServerMessage): WsLink | undefined {
     if (message.type === "error") {
+      // The server closes right after its error (with a code that says why); a second
+      // error instead is a server flooding our log.
       this.#logger.warn({ ...this.#context, message: message.message }, "server refused our join");
+      if (this.#errorsSeen++ > 0) guard.fail(CloseCode.malformedMessage, "repeated error messages", true);
       return undefined;
     }
     if (message.type !== "peer") {
@@ -277,7 +260,7 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
       this.#options.onLink(link);
     } catch (error) {
       this.#logger.error({ ...this.#context, error: describeError(error) }, "onLink threw");
-      link.close(CloseCode.goingAway, "internal error");
+      link.close(INTERNAL_ERROR, "internal error");
     }
   }
 

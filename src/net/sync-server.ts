@@ -10,7 +10,8 @@ import type { PeerLink } from "./peer-link.js";
 import { TokenError, type Principal, type TokenVerifier } from "./principal.js";
 import { readBearerToken, refuseUpgrade, safeRequestPath } from "./upgrade-auth.js";
 import { PROTOCOL_VERSION, type ClientOrServerMessage } from "./wire.js";
-import { describeError, WsLink } from "./ws-link.js";
+import { describeError, INTERNAL_ERROR } from "./socket-utils.js";
+import { WsLink } from "./ws-link.js";
 
 export interface SyncServerOptions {
   /** Our peer id, sent in every `peer` message. */
@@ -76,6 +77,8 @@ export class SyncServer {
     this.#now = () => clock().getTime();
     this.#wss = new WebSocketServer({
       noServer: true,
+      // We keep our own set; ws's would be a second one.
+      clientTracking: false,
       maxPayload: this.#limits.maxFrameBytes,
       perMessageDeflate: false,
       // A token offered as `Sec-WebSocket-Protocol: bearer, <token>` selects `bearer`.
@@ -242,7 +245,7 @@ export class SyncServer {
       this.#options.onLink(link);
     } catch (error) {
       this.#logger.error({ link: link.id, error: describeError(error) }, "onLink threw");
-      link.close(CloseCode.goingAway, "internal error");
+      link.close(INTERNAL_ERROR, "internal error");
     }
   }
 

@@ -6,6 +6,7 @@ import { CloseCode } from "./close-codes.js";
 import { DEFAULT_LINK_LIMITS, TokenBucket, type LinkLimits } from "./limits.js";
 import type { DocMessage, LinkStats, PeerLink, PeerLinkEvents } from "./peer-link.js";
 import type { Principal } from "./principal.js";
+import { describeError, errorCode, INTERNAL_ERROR, isSendableCode, statusCodeOf, toBytes, truncateReason } from "./socket-utils.js";
 import { checkMessage, decodeFrame, encodeFrame, isDocMessage, WireError, type WireDocMessage } from "./wire.js";
 
 export interface WsLinkStats extends LinkStats {
@@ -87,11 +88,14 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
     this.#bucket = new TokenBucket(this.#limits.messagesPerSecond, this.#limits.messageBurst, this.#now);
 
     const socket = this.#socket;
-    this.socketClosed = new Promise((resolve) => socket.once("close", () => resolve()));
+    this.socketClosed =
+      socket.readyState === socket.CLOSED ? Promise.resolve() : new Promise((resolve) => socket.once("close", () => resolve()));
     socket.on("error", this.#onError);
     socket.on("close", this.#onClose);
     socket.on("message", this.#onMessage);
     socket.on("pong", this.#onPong);
+    // ws answers every ping by itself: a ping flood counts against the rate limit too.
+    socket.on("ping", this.#onPing);
     this.#pingTimer = setInterval(this.#ping, this.#limits.pingIntervalMs).unref();
     this.#armExpiry();
     if (socket.readyState !== socket.OPEN) {
@@ -152,7 +156,7 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
       this.#receive(toBytes(data), isBinary);
     } catch (error) {
       this.#logger.error(this.#context({ error: describeError(error) }), "failed to handle a message");
-      this.close(CloseCode.malformedMessage, "internal error");
+      this.close(INTERNAL_ERROR, "internal error");
     }
   };
 
@@ -222,6 +226,10 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
     this.#finish(code, reason.toString("utf8"));
   };
 
+  #onPing = (): void => {
+    if (!this.#closed && !this.#bucket.take()) this.close(CloseCode.rateLimited, "rate limit");
+  };
+
   #onPong = (): void => {
     this.#awaitingPong = false;
   };
@@ -278,39 +286,4 @@ function copyDocMessage(message: DocMessage): WireDocMessage {
   return message.type === "doc-unavailable"
     ? { type: "doc-unavailable", senderId, targetId, documentId }
     : { type: message.type, senderId, targetId, documentId, data: message.data };
-}
-
-/** Frames arrive as one Buffer by default; other binaryTypes are handled for safety. */
-export function toBytes(data: RawData): Uint8Array {
-  if (Array.isArray(data)) return Buffer.concat(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  return data;
-}
-
-/** Codes a close frame may carry (RFC 6455 section 7.4); others end the socket without one. */
-export function isSendableCode(code: number): boolean {
-  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
-}
-
-/** A close reason is at most 123 bytes of UTF-8. */
-export function truncateReason(reason: string): string {
-  let text = reason;
-  while (Buffer.byteLength(text) > 123) text = text.slice(0, -1);
-  return text;
-}
-
-/** ws marks its protocol errors with the close code it sent (a symbol it does not export). */
-export function statusCodeOf(error: Error): number {
-  const symbol = Object.getOwnPropertySymbols(error).find((s) => s.description === "status-code");
-  const code = symbol === undefined ? undefined : (error as unknown as Record<symbol, unknown>)[symbol];
-  return typeof code === "number" ? code : 1006;
-}
-
-export function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
-export function describeError(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

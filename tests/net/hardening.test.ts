@@ -76,6 +76,15 @@ describe("per-connection limits", () => {
     expect((await flooder.closed).code).toBe(CloseCode.rateLimited);
   });
 
+  it("counts pings against the rate limit too", async () => {
+    const server = await setup({ limits: { messagesPerSecond: 10, messageBurst: 20 } });
+    const honest = await joinClient(server.url);
+    const pinger = await rawClient(server.port, { token: "ok.mallory.student", join: "pinger-peer" });
+    for (let i = 0; i < 50; i++) pinger.sendFrame({ opcode: 9, payload: "" });
+    expect(await pinger.closed).toBe(CloseCode.rateLimited);
+    await expectEcho(honest);
+  });
+
   it("closes a connection naming more distinct documents than allowed with tooManyDocuments", async () => {
     const server = await setup({ echo: false, limits: { maxDocuments: 5 } });
     const link = server.nextLink();

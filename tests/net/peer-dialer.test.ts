@@ -3,12 +3,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import { CloseCode } from "../../src/net/close-codes.js";
 import type { PeerLink } from "../../src/net/peer-link.js";
 import {
-  backoffDelay,
-  DEFAULT_BACKOFF,
   PeerDialer,
   type PeerDialerOptions,
   type RetryScheduled,
 } from "../../src/net/peer-dialer.js";
+import { backoffDelay, DEFAULT_BACKOFF } from "../../src/net/backoff.js";
 import type { WsLink } from "../../src/net/ws-link.js";
 import { captureLogger, DOC_A, SERVER_PEER, startServer, testVerifier, type TestServer } from "./net-helpers.js";
 

@@ -153,6 +153,10 @@ describe("a stock automerge-repo client", () => {
     link.send({ type: "doc-unavailable", senderId: SERVER_PEER, targetId: "stock-peer", documentId: DOC_A });
     // Unnumbered: the stock client did not announce ordoSeq.
     expect(await outbound).toEqual({ type: "doc-unavailable", senderId: SERVER_PEER, targetId: "stock-peer", documentId: DOC_A });
+
+    const synced = new Promise<Record<string, unknown>>((resolve) => adapter.once("message", resolve as never));
+    link.send({ type: "sync", senderId: SERVER_PEER, targetId: "stock-peer", documentId: DOC_A, data: new Uint8Array([4, 5]) });
+    expect(await synced).toMatchObject({ type: "sync", documentId: DOC_A, data: new Uint8Array([4, 5]) });
   });
 });
 
