@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { WebSocket, type ClientOptions } from "ws";
 import { systemClock, type Clock } from "../util/clock.js";
+import { OrdoError } from "../util/errors.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { CloseCode } from "./close-codes.js";
 import { HandshakeGuard } from "./handshake.js";
@@ -81,6 +82,9 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
 
   constructor(options: PeerDialerOptions) {
     super();
+    if (!/^wss?:$/.test(parseUrl(options.url)?.protocol ?? "")) {
+      throw new OrdoError("ORDO_NET_URL", `not a ws:// or wss:// URL: ${urlForLogs(options.url)}`);
+    }
     this.#options = options;
     this.#limits = resolveLimits(options.limits);
     this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
@@ -296,10 +300,14 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
 
 /** The URL without query or credentials, for logs. */
 function urlForLogs(url: string): string {
+  const parsed = parseUrl(url);
+  return parsed === undefined ? "(unparseable url)" : `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+}
+
+function parseUrl(url: string): URL | undefined {
   try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+    return new URL(url);
   } catch {
-    return "(unparseable url)";
+    return undefined;
   }
 }

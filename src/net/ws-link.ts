@@ -115,6 +115,9 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
   send(message: DocMessage): void {
     if (this.#closed || this.#socket.readyState !== this.#socket.OPEN) return;
     try {
+      if (message.senderId !== this.localPeerId || message.targetId !== this.remotePeerId) {
+        throw new Error(`message from ${message.senderId} to ${message.targetId} sent on the wrong link`);
+      }
       const outgoing: WireDocMessage = copyDocMessage(message);
       if (this.sequenced) outgoing.ordoSeq = this.#sendSeq + 1;
       // Our own bug must not look like the remote's: a message the remote would refuse is

@@ -166,6 +166,12 @@ describe("PeerDialer", () => {
     expect(server.sync.links()).toHaveLength(0);
   });
 
+  it("refuses a URL that is not ws:// or wss:// at construction", () => {
+    for (const url of ["http://127.0.0.1:1/", "not a url"]) {
+      expect(() => new PeerDialer({ url, token: "t", peerId: "p", metadata: () => ({}), verifier: testVerifier, onLink: () => {} })).toThrow(/ws:\/\//);
+    }
+  });
+
   it("retries while nothing listens, and stop() ends the wait", async () => {
     const server = await setup();
     const port = server.port;

@@ -160,6 +160,23 @@ describe("a stock automerge-repo client", () => {
   });
 });
 
+describe("sending on a link", () => {
+  it("drops, with an error logged, a message addressed to another peer, and the link stays up", async () => {
+    const logger = captureLogger();
+    const server = await setup({ echo: false, logger });
+    const linked = server.nextLink();
+    const client = await joinClient(server.url);
+    const link = await linked;
+    link.send({ type: "doc-unavailable", senderId: SERVER_PEER, targetId: "someone-else", documentId: DOC_A });
+    link.send({ type: "sync", senderId: SERVER_PEER, targetId: "alice-peer", documentId: DOC_A, data: new Uint8Array() });
+    link.send({ type: "doc-unavailable", senderId: SERVER_PEER, targetId: "alice-peer", documentId: DOC_A });
+    expect(await client.next()).toMatchObject({ type: "doc-unavailable", targetId: "alice-peer" });
+    expect(link.closed).toBe(false);
+    expect(link.stats().messagesOut).toBe(1);
+    expect(logger.lines.filter((line) => line.includes('"level":"error"'))).toHaveLength(2);
+  });
+});
+
 describe("the server's own bookkeeping", () => {
   it("counts connections, traffic and closes", async () => {
     const server = await setup();
