@@ -15,8 +15,10 @@ export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js
 import { describeError, errorCode, INTERNAL_ERROR } from "./socket-utils.js";
 import { WsLink } from "./ws-link.js";
 
+/** `waiting`: between attempts, until `nextRetryAt`. */
 export type DialerState = "connecting" | "connected" | "waiting" | "stopped";
 
+/** Emitted as `retry` each time an attempt or a link ended and another is scheduled. */
 export interface RetryScheduled {
   /** 1 for the first retry after a failure or a lost link. */
   attempt: number;
@@ -26,11 +28,13 @@ export interface RetryScheduled {
   reason: string;
 }
 
+/** Events of a `PeerDialer`: `state` on every change, `retry` when a redial is scheduled. */
 export interface PeerDialerEvents {
   state: [DialerState];
   retry: [RetryScheduled];
 }
 
+/** What a `PeerDialer` needs; everything that touches the world is passed in. */
 export interface PeerDialerOptions {
   /** ws:// or wss:// URL of a `SyncServer` (no token in it: the token goes in a header). */
   url: string;

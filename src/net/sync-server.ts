@@ -13,6 +13,7 @@ import { PROTOCOL_VERSION, type ClientOrServerMessage } from "./wire.js";
 import { describeError, INTERNAL_ERROR } from "./socket-utils.js";
 import { WsLink } from "./ws-link.js";
 
+/** What a `SyncServer` needs; everything that touches the world is passed in. */
 export interface SyncServerOptions {
   /** Our peer id, sent in every `peer` message. */
   peerId: string;
@@ -26,6 +27,7 @@ export interface SyncServerOptions {
   clock?: Clock;
 }
 
+/** Counters for `/metrics`; totals include closed connections. */
 export interface SyncServerMetrics {
   /** Sockets open now, in their handshake or joined. */
   connectionsOpen: number;

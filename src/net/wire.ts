@@ -51,6 +51,7 @@ export interface IgnoredMessage {
 /** A document message as it travels, with its sequence number between Ordo peers. */
 export type WireDocMessage = DocMessage & { ordoSeq?: number };
 
+/** Every message of the protocol, after its shape was checked. */
 export type ClientOrServerMessage =
   | JoinMessage
   | PeerMessage
@@ -85,6 +86,7 @@ const BASE58 = /^[1-9A-HJ-NP-Za-km-z]+$/;
 const encoder = new Encoder({ useRecords: false, tagUint8Array: false });
 const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
 
+/** The limits `decodeFrame` enforces (see `LinkLimits`). */
 export type WireLimits = Pick<LinkLimits, "maxFrameBytes" | "maxDepth" | "maxItems">;
 
 /**

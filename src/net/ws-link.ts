@@ -9,11 +9,13 @@ import type { Principal } from "./principal.js";
 import { describeError, errorCode, INTERNAL_ERROR, isSendableCode, statusCodeOf, toBytes, truncateReason } from "./socket-utils.js";
 import { checkMessage, decodeFrame, encodeFrame, isDocMessage, WireError, type WireDocMessage } from "./wire.js";
 
+/** `LinkStats` plus what the transport refused. */
 export interface WsLinkStats extends LinkStats {
   /** Frames refused as not the protocol (the first one also closed the link). */
   messagesRefused: number;
 }
 
+/** What a `WsLink` is built from, once the handshake is done. */
 export interface WsLinkOptions {
   /** An open socket whose handshake (`join`/`peer`) is done. */
   socket: WebSocket;
