@@ -6,7 +6,7 @@ import { registerMigrate } from "./commands/migrate.js";
 import { registerQuery } from "./commands/query.js";
 import { registerRebuild } from "./commands/rebuild.js";
 import { registerSearch } from "./commands/search.js";
-import { registerServe } from "./commands/serve.js";
+import { registerRelay, registerServe } from "./commands/serve.js";
 import { registerShow } from "./commands/show.js";
 import { registerStatus } from "./commands/status.js";
 import { registerToken } from "./commands/token.js";
@@ -23,7 +23,7 @@ const program = new Command("ordo")
   .showSuggestionAfterError()
   .exitOverride();
 
-for (const register of [registerInit, registerDemo, registerDocs, registerShow, registerQuery, registerSearch, registerRebuild, registerMigrate, registerStatus, registerServe, registerToken, registerTrust]) {
+for (const register of [registerInit, registerDemo, registerDocs, registerShow, registerQuery, registerSearch, registerRebuild, registerMigrate, registerStatus, registerServe, registerRelay, registerToken, registerTrust]) {
   register(program);
 }
 for (const sub of program.commands) sub.exitOverride();
