@@ -1,0 +1,88 @@
+import { createServer, connect, type Server } from "node:net";
+import { parseAutomergeUrl } from "@automerge/automerge-repo/slim";
+import { afterAll, describe, expect, it } from "vitest";
+import { docUrlOf, documentIdOf, type DocUrl } from "../../src/crdt/ids.js";
+import { TestClassroom, eventually } from "../../src/testing/classroom.js";
+import { demoUser } from "../../src/testing/principals.js";
+
+/** A TCP proxy that records every byte the server sends to the client. */
+async function recordingProxy(upstreamPort: number): Promise<{ server: Server; port: number; received: () => Buffer }> {
+  const chunks: Buffer[] = [];
+  const server = createServer((client) => {
+    const upstream = connect(upstreamPort, "127.0.0.1");
+    client.pipe(upstream);
+    upstream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    upstream.pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end);
+    upstream.on("error", end);
+    client.on("close", end);
+    upstream.on("close", end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return { server, port, received: () => Buffer.concat(chunks) };
+}
+
+describe("what reaches a student's device", () => {
+  let classroom: TestClassroom | undefined;
+  afterAll(async () => {
+    await classroom?.stop();
+  });
+
+  it("carries no id, heads or content of another student's submission or grade", async () => {
+    classroom = await TestClassroom.start({ mode: "relay", demo: { students: 4, assignments: 3, topics: 2, postsPerTopic: 4 } });
+    const relay = classroom.authority;
+    const store = relay.engine.docs;
+    const [studentA, studentB] = [demoUser("student", 0), demoUser("student", 1)];
+    const marker = (who: string) => `${who}-only-${Math.random().toString(36).slice(2)}`;
+    const secretA = marker("secret-of-A");
+    const visibleB = marker("visible-to-B");
+    const records = await store.records();
+    const mine = (owner: DocUrl, kind: string) => records.filter((r) => r.kind === kind && r.owner === owner).map((r) => docUrlOf(r.id));
+    const submissionsA = mine(studentA, "submission");
+    const gradesA = mine(studentA, "grade");
+    expect(submissionsA.length).toBeGreaterThan(0);
+    expect(gradesA.length).toBeGreaterThan(0);
+    await store.change<"submission">(submissionsA[0]!, (draft) => {
+      draft.body = `My answer: ${secretA}`;
+    });
+    await store.change<"grade">(gradesA[0]!, (draft) => {
+      draft.grade = secretA;
+    });
+    await store.change<"submission">(mine(studentB, "submission")[0]!, (draft) => {
+      draft.body = `My answer: ${visibleB}`;
+    });
+
+    const proxy = await recordingProxy(Number(new URL(relay.url!).port));
+    try {
+      const deviceB = await classroom.join(studentB, "student", { relay: `ws://127.0.0.1:${proxy.port}` });
+      await eventually(() => deviceB.status().peers.length === 1 && deviceB.status().inSync, "B's device in sync with the relay");
+      await eventually(async () => (await deviceB.engine.docs.records()).length > 20, "B's device holds the course");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const bytes = proxy.received();
+
+      // The scan can fail: B's own work is in the bytes, as text and as ids.
+      expect(bytes.includes(visibleB)).toBe(true);
+      expect(bytes.includes(documentIdOf(mine(studentB, "submission")[0]!))).toBe(true);
+
+      const secrets: Array<[string, Buffer | string]> = [["A's submission text", secretA]];
+      for (const url of [...submissionsA, ...gradesA]) {
+        const id = documentIdOf(url);
+        secrets.push([`id ${id}`, id], [`binary id ${id}`, Buffer.from(parseAutomergeUrl(url).binaryDocumentId)]);
+        for (const head of (await store.record(url))!.heads.split(",")) secrets.push([`heads of ${id}`, Buffer.from(head, "hex")], [`hex heads of ${id}`, head]);
+      }
+      const leaked = secrets.filter(([, needle]) => bytes.includes(needle)).map(([what]) => what);
+      expect(leaked).toEqual([]);
+
+      // Nor does B's device hold any of it.
+      const held = new Set((await deviceB.engine.docs.records({ includeDeleted: true })).map((r) => r.id));
+      expect([...submissionsA, ...gradesA].filter((url) => held.has(documentIdOf(url)))).toEqual([]);
+    } finally {
+      proxy.server.close();
+    }
+  });
+});
