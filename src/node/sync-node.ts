@@ -1,5 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { DocUrl } from "../crdt/ids.js";
 import { Engine, type EngineOptions } from "../engine.js";
 import { LanDiscovery, type LanPeer } from "../net/discovery.js";
 import type { LinkLimits } from "../net/limits.js";
@@ -129,6 +130,16 @@ export class SyncNode {
     };
   }
 
+  /**
+   * Whether a document is in sync with the relay: `in-sync` when the relay's heads equal
+   * ours, `pending` while they differ, `offline` with no relay connection (or no relay).
+   */
+  documentStatus(url: DocUrl): { relay: "in-sync" | "pending" | "offline" } {
+    const link = this.#relay?.link;
+    if (!link || link.closed) return { relay: "offline" };
+    return { relay: this.replicator.isSettledOn(link, url) ? "in-sync" : "pending" };
+  }
+
   async metrics(): Promise<string> {
     return nodeMetrics({ engine: await this.engine.status(), peers: this.replicator.peers(), server: this.#server?.metrics() ?? null, links: this.replicator.linkStats() });
   }
@@ -203,7 +214,13 @@ export class SyncNode {
     discovery.on("peer-found", (peer) => this.#lanPeerFound(peer));
     discovery.on("peer-lost", ({ peerId }) => this.#lanPeerLost(peerId));
     discovery.on("error", (error) => this.logger.warn({ err: error }, "LAN discovery error"));
-    await discovery.start();
+    try {
+      await discovery.start();
+    } catch (error) {
+      // A machine without multicast still syncs through its relay and direct connections.
+      this.logger.warn({ err: error }, "LAN discovery could not start; continuing without it");
+      return;
+    }
     this.#discovery = discovery;
   }
 

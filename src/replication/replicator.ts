@@ -130,11 +130,9 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     return [...this.#links.keys()].map((link) => this.#statusOf(link));
   }
 
-  /** Whether every connected peer of the given role (or any role) holds this document as we do. */
-  isSettledWith(url: DocUrl, filter: (principal: Principal) => boolean = () => true): boolean {
-    const id = documentIdOf(url);
-    const links = [...this.#links.entries()].filter(([link]) => filter(link.principal));
-    return links.length > 0 && links.every(([, { sync }]) => sync.isSettled(id));
+  /** Whether a document's heads on the peer at the other end of `link` equal ours, as far as we know. */
+  isSettledOn(link: PeerLink, url: DocUrl): boolean {
+    return this.#links.get(link)?.sync.isSettled(documentIdOf(url)) ?? false;
   }
 
   /** Whether this node may hold a document (the policy applied to its own identity). */

@@ -117,14 +117,14 @@ describe("the ordo command", () => {
   it("prints help for the program and its commands", () => {
     const help = ordo(["--help"]);
     expect(help.code).toBe(0);
-    for (const name of ["init", "demo", "docs", "show", "query", "search", "rebuild", "migrate", "status", "serve"]) expect(help.stdout).toContain(name);
+    for (const name of ["init", "demo", "docs", "show", "query", "search", "rebuild", "migrate", "status", "serve", "relay", "token", "trust"]) expect(help.stdout).toContain(name);
     const queryHelp = ordo(["query", "--help"]);
     expect(queryHelp.stdout).toContain("--data <dir>");
     expect(queryHelp.stdout).toContain("--json");
   });
 
-  it("serves /healthz and /status, and stops cleanly on SIGTERM", async () => {
-    const child = spawn(process.execPath, [ORDO, "serve", "--data", data, "--port", "0", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+  it("serves /healthz, /status and /metrics, answers `ordo status` while running, and stops cleanly on SIGTERM", async () => {
+    const child = spawn(process.execPath, [ORDO, "serve", "--data", data, "--port", "0", "--no-discovery", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
     const line = await new Promise<string>((resolve, reject) => {
       let out = "";
       child.stdout.on("data", (chunk: Buffer) => {
@@ -133,11 +133,19 @@ describe("the ordo command", () => {
       });
       child.on("exit", (code) => reject(new Error(`serve exited ${code}`)));
     });
-    const { url } = JSON.parse(line).listening as { url: string };
-    expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ status: "ok" });
-    const status = (await (await fetch(`${url}/status`)).json()) as { byKind: Record<string, number> };
-    expect(status.byKind.assignment).toBe(3);
-    expect((await fetch(`${url}/nope`)).status).toBe(404);
+    const { http, url, peerId } = JSON.parse(line).listening as { http: string; url: string; peerId: string };
+    expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+    expect(await (await fetch(`${http}/healthz`)).json()).toEqual({ status: "ok", peers: 0 });
+    const status = (await (await fetch(`${http}/status`)).json()) as { engine: { byKind: Record<string, number> }; peerId: string };
+    expect(status.engine.byKind.assignment).toBe(3);
+    expect(status.peerId).toBe(peerId);
+    const metrics = await fetch(`${http}/metrics`);
+    expect(metrics.headers.get("content-type")).toContain("text/plain");
+    const text = await metrics.text();
+    for (const name of ["ordo_peers_connected 0", "ordo_documents ", "ordo_bytes_in_total", "ordo_bytes_out_total", "ordo_messages_refused_total", "ordo_sync_lag_seconds"]) expect(text).toContain(name);
+    expect((await fetch(`${http}/nope`)).status).toBe(404);
+    const running = ordo(["status", "--data", data, "--json"]);
+    expect(JSON.parse(running.stdout).node.peerId).toBe(peerId);
     const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     child.kill("SIGTERM");
     expect(await exit).toBe(0);

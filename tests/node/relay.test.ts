@@ -30,6 +30,7 @@ describe("a relay", () => {
     });
     await eventually(async () => (await titleOf(student, assignment)) === "Lab 1, revised", "the teacher's edit at the student's, through the relay");
     expect(student.status().peers.map((peer) => peer.role)).toEqual(["node"]);
+    await eventually(() => student.documentStatus(assignment).relay === "in-sync", "the assignment in sync with the relay");
 
     // The relay goes away and comes back on the same port with the same store.
     const dataDir = relay.engine.dataDir;
@@ -37,6 +38,7 @@ describe("a relay", () => {
     await relay.close();
     classroom.nodes.splice(classroom.nodes.indexOf(relay), 1);
     await eventually(() => !student.status().peers.some((peer) => peer.connected), "the student sees the relay gone");
+    expect(student.documentStatus(assignment).relay).toBe("offline");
     await teacher.engine.docs.change<"assignment">(assignment, (draft) => {
       draft.title = "Lab 1, made while the relay was down";
     });

@@ -1,21 +1,54 @@
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Command } from "commander";
+import type { EngineStatus } from "../../engine.js";
+import type { NodeStatus } from "../../node/sync-node.js";
 import { command, printResult, withEngine, type CommonOptions } from "../cli-kit.js";
+import { NODE_URL_FILE } from "./serve.js";
+
+type RunningStatus = NodeStatus & { engine: EngineStatus };
 
 export function registerStatus(program: Command): void {
-  command(program, "status", "what this node holds: documents by kind, projection, quarantine, damage").action(async (options: CommonOptions) => {
-    const status = await withEngine(options, (engine) => engine.status());
+  command(program, "status", "what this node holds (documents, projection, quarantine, damage) and, while it runs, how sync stands with each peer").action(async (options: CommonOptions) => {
+    // A running node answers for itself: opening its store beside it would only race its writes.
+    const running = await askRunningNode(options.data);
+    const status = running?.engine ?? (await withEngine(options, (engine) => engine.status()));
     const kinds = Object.entries(status.byKind).map(([kind, n]) => `${kind} ${n}`).join(", ");
-    printResult(
-      options,
-      status,
-      [
-        `data:        ${status.dataDir}`,
-        `documents:   ${status.documents} (${kinds || "none"})`,
-        `deleted:     ${status.deleted}`,
-        `quarantined: ${status.quarantined}`,
-        `damaged:     ${status.damagedChunks} chunks set aside`,
-        `projected:   ${status.projected}, ${status.projectionPending} pending`,
-      ].join("\n"),
-    );
+    const lines = [
+      `data:        ${status.dataDir}`,
+      `documents:   ${status.documents} (${kinds || "none"})`,
+      `deleted:     ${status.deleted}`,
+      `quarantined: ${status.quarantined}`,
+      `damaged:     ${status.damagedChunks} chunks set aside`,
+      `projected:   ${status.projected}, ${status.projectionPending} pending`,
+    ];
+    if (running) {
+      lines.push(`node:        ${running.mode} ${running.peerId} on ${running.listening ?? "-"}, ${running.inSync ? "in sync" : "syncing"}`);
+      if (running.relay) lines.push(`relay:       ${running.relay.url} (${running.relay.state})`);
+      for (const peer of running.peers) {
+        const state = !peer.connected ? "disconnected" : peer.inSync ? "in sync" : `${peer.pendingOut} to send, ${peer.unsettled} unsettled`;
+        lines.push(`peer:        ${peer.peerId} ${peer.role} ${peer.user} (${peer.direction}): ${state}, last seen ${peer.lastSeen ?? "never"}`);
+      }
+    } else {
+      lines.push("node:        not running");
+    }
+    printResult(options, running ? { ...status, node: { ...running, engine: undefined } } : { ...status, node: null }, lines.join("\n"));
   });
+}
+
+/** The `/status` of the node running on this data directory, if one is (it leaves its URL there). */
+async function askRunningNode(dataDir: string): Promise<RunningStatus | undefined> {
+  let url: string;
+  try {
+    url = readFileSync(join(resolve(dataDir), NODE_URL_FILE), "utf8").trim();
+  } catch {
+    return undefined;
+  }
+  try {
+    const response = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2_000) });
+    return response.ok ? ((await response.json()) as RunningStatus) : undefined;
+  } catch {
+    // A stale file from a node that did not stop cleanly.
+    return undefined;
+  }
 }
