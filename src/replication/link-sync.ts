@@ -32,7 +32,15 @@ export interface LinkProgress {
   /** Documents whose heads, as this peer last told us, differ from ours. */
   unsettled: number;
   lastSeen: number | null;
+  /** Nothing queued, nothing unsettled, and no message either way for `QUIET_MS`. */
+  quiet: boolean;
 }
+
+/**
+ * How long a link must be still before it counts as in sync. The remote's first offers
+ * arrive within a round trip of the link opening; until then an empty queue proves nothing.
+ */
+export const QUIET_MS = 300;
 
 /**
  * Automerge's per-document sync over one authenticated link, with the access policy applied
@@ -56,13 +64,17 @@ export class LinkSync {
   /** The first offer of every document has been sent. */
   #announced = false;
   #lastSeen: number | null = null;
+  /** The last message either way (or the link's opening). */
+  #lastActivity: number;
   #pendingSince: number | null = null;
 
   constructor(link: PeerLink, ctx: LinkSyncContext) {
     this.#link = link;
     this.#ctx = ctx;
+    this.#lastActivity = ctx.clock().getTime();
     link.on("message", (message) => {
       this.#lastSeen = ctx.clock().getTime();
+      this.#lastActivity = this.#lastSeen;
       this.#enqueue(() => this.#receive(message));
     });
   }
@@ -72,7 +84,10 @@ export class LinkSync {
   }
 
   progress(): LinkProgress {
-    return { announced: this.#announced, pendingOut: this.#dirty.size, pendingSince: this.#pendingSince, unsettled: this.#unsettled.size, lastSeen: this.#lastSeen };
+    const pendingOut = this.#dirty.size;
+    const unsettled = this.#unsettled.size;
+    const still = this.#ctx.clock().getTime() - this.#lastActivity >= QUIET_MS;
+    return { announced: this.#announced, pendingOut, pendingSince: this.#pendingSince, unsettled, lastSeen: this.#lastSeen, quiet: this.#announced && pendingOut === 0 && unsettled === 0 && still };
   }
 
   /** Documents whose heads differ between the peer and us, as far as we know. */
@@ -227,6 +242,7 @@ export class LinkSync {
   }
 
   #send(message: { type: "sync"; documentId: string; data: Uint8Array } | { type: "doc-unavailable"; documentId: string }): void {
+    this.#lastActivity = this.#ctx.clock().getTime();
     this.#link.send({ ...message, senderId: this.#link.localPeerId, targetId: this.#link.remotePeerId });
   }
 }

@@ -35,7 +35,7 @@ export interface PeerStatus {
   pendingSince: string | null;
   /** Documents whose heads differ between the peer and this node, as far as we know. */
   unsettled: number;
-  /** Nothing queued and every document this link carries has equal heads on both sides. */
+  /** Nothing queued, every document exchanged has equal heads on both sides, and the link has been still a moment. */
   inSync: boolean;
 }
 
@@ -168,7 +168,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
 
   #statusOf(link: PeerLink): PeerStatus {
     const entry = this.#links.get(link);
-    const progress = entry?.sync.progress() ?? { announced: false, pendingOut: 0, pendingSince: null, unsettled: 0, lastSeen: null };
+    const progress = entry?.sync.progress() ?? { announced: false, pendingOut: 0, pendingSince: null, unsettled: 0, lastSeen: null, quiet: false };
     return {
       peerId: link.remotePeerId,
       user: link.principal.user,
@@ -180,7 +180,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       pendingOut: progress.pendingOut,
       pendingSince: progress.pendingSince === null ? null : new Date(progress.pendingSince).toISOString(),
       unsettled: progress.unsettled,
-      inSync: !link.closed && progress.announced && progress.pendingOut === 0 && progress.unsettled === 0,
+      inSync: !link.closed && progress.quiet,
     };
   }
 }
