@@ -46,4 +46,18 @@ describe("a relay", () => {
     classroom.nodes.push(restarted);
     await eventually(async () => (await titleOf(student, assignment)) === "Lab 1, made while the relay was down", "the edit after the relay restarted", 30_000);
   });
+
+  it("carries a course whose authority is the teacher's node, with a token the teacher signed for it", async () => {
+    classroom = await TestClassroom.start({ mode: "node" });
+    const teacherNode = classroom.authority;
+    const relay = await classroom.join("relay", "node", { mode: "relay" });
+    teacherNode.connect(relay.url!);
+    const student = await classroom.join(demoUser("student", 0), "student", { relay: relay.url! });
+    await eventually(async () => (await student.engine.docs.records({ kind: "assignment" })).length === 1, "the published assignment at the student's, through the relay");
+    const assignment = docUrlOf((await student.engine.docs.records({ kind: "assignment" }))[0]!.id);
+    await teacherNode.engine.docs.change<"assignment">(assignment, (draft) => {
+      draft.title = "Lab 1, from the teacher's laptop";
+    });
+    await eventually(async () => (await titleOf(student, assignment)) === "Lab 1, from the teacher's laptop", "the edit through the relay");
+  });
 });
