@@ -66,17 +66,22 @@ export class LinkSync {
   #lastSeen: number | null = null;
   /** The last message either way (or the link's opening). */
   #lastActivity: number;
+  readonly #quietTimer: NodeJS.Timeout;
   #pendingSince: number | null = null;
 
   constructor(link: PeerLink, ctx: LinkSyncContext) {
     this.#link = link;
     this.#ctx = ctx;
     this.#lastActivity = ctx.clock().getTime();
+    // Reports progress once the link has been still for QUIET_MS, so "in sync" is heard, not only polled.
+    this.#quietTimer = setTimeout(() => ctx.onProgress(), QUIET_MS + 25);
+    this.#quietTimer.unref();
     link.on("message", (message) => {
       this.#lastSeen = ctx.clock().getTime();
-      this.#lastActivity = this.#lastSeen;
+      this.#active();
       this.#enqueue(() => this.#receive(message));
     });
+    link.once("close", () => clearTimeout(this.#quietTimer));
   }
 
   get remote(): Principal {
@@ -121,6 +126,11 @@ export class LinkSync {
   #travels(record: DocRecord): boolean {
     const { local, coursesOf } = this.#ctx;
     return canRead(this.remote, record, coursesOf) && (canWrite(local, record, coursesOf) || canWrite(this.remote, record, coursesOf));
+  }
+
+  #active(): void {
+    this.#lastActivity = this.#ctx.clock().getTime();
+    if (!this.#link.closed) this.#quietTimer.refresh();
   }
 
   #enqueue(step: () => Promise<void>): void {
@@ -242,7 +252,7 @@ export class LinkSync {
   }
 
   #send(message: { type: "sync"; documentId: string; data: Uint8Array } | { type: "doc-unavailable"; documentId: string }): void {
-    this.#lastActivity = this.#ctx.clock().getTime();
+    this.#active();
     this.#link.send({ ...message, senderId: this.#link.localPeerId, targetId: this.#link.remotePeerId });
   }
 }

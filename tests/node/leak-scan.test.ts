@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { docUrlOf, documentIdOf, type DocUrl } from "../../src/crdt/ids.js";
 import { TestClassroom, eventually } from "../../src/testing/classroom.js";
 import { demoUser } from "../../src/testing/principals.js";
+import { changesCarried, serverMessages } from "../../src/testing/ws-capture.js";
 
 /** A TCP proxy that records every byte the server sends to the client. */
 async function recordingProxy(upstreamPort: number): Promise<{ server: Server; port: number; received: () => Buffer }> {
@@ -77,6 +78,16 @@ describe("what reaches a student's device", () => {
       }
       const leaked = secrets.filter(([, needle]) => bytes.includes(needle)).map(([what]) => what);
       expect(leaked).toEqual([]);
+
+      // Larger changes travel deflated: decode every change that reached B and search its ops too.
+      const ops = changesCarried(serverMessages(bytes))
+        .map((change) => `${JSON.stringify(change.ops)}\n${change.ops.map((op) => (typeof op.value === "string" ? op.value : "")).join("")}`)
+        .join("\n");
+      expect(ops).toContain(visibleB);
+      const originalA = (await store.find<"submission">(submissionsA[1] ?? submissionsA[0]!))!.body;
+      for (const needle of [secretA, ...submissionsA.map(documentIdOf), ...gradesA.map(documentIdOf), originalA]) {
+        if (needle) expect(ops.includes(needle), `"${needle}" in the changes B received`).toBe(false);
+      }
 
       // Nor does B's device hold any of it.
       const held = new Set((await deviceB.engine.docs.records({ includeDeleted: true })).map((r) => r.id));
