@@ -1,6 +1,6 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { DocUrl } from "../crdt/ids.js";
+import { docUrlOf, type DocUrl } from "../crdt/ids.js";
 import { Engine, type EngineOptions } from "../engine.js";
 import { LanDiscovery, type LanPeer } from "../net/discovery.js";
 import type { LinkLimits } from "../net/limits.js";
@@ -209,8 +209,7 @@ export class SyncNode {
 
   async #discover(networkInterface: string | undefined): Promise<void> {
     const port = (this.#http!.address() as AddressInfo).port;
-    const courses = this.identity.courses.length > 0 ? this.identity.courses : (await this.engine.docs.records({ kind: "course" })).map((record) => `automerge:${record.id}`);
-    const discovery = new LanDiscovery({ peerId: this.peerId, port, courses, interface: networkInterface, logger: this.logger });
+    const discovery = new LanDiscovery({ peerId: this.peerId, port, courses: await this.#advertisedCourses(), interface: networkInterface, logger: this.logger });
     discovery.on("peer-found", (peer) => this.#lanPeerFound(peer));
     discovery.on("peer-lost", ({ peerId }) => this.#lanPeerLost(peerId));
     discovery.on("error", (error) => this.logger.warn({ err: error }, "LAN discovery error"));
@@ -222,6 +221,21 @@ export class SyncNode {
       return;
     }
     this.#discovery = discovery;
+    if (this.identity.courses.length === 0) {
+      // An every-course node advertises the courses it holds, which change as courses arrive.
+      this.engine.docs.on("doc-changed", (change) => {
+        if (change.kind !== "course") return;
+        this.#advertisedCourses().then(
+          (courses) => this.#discovery?.updateCourses(courses),
+          (error: unknown) => this.logger.warn({ err: error }, "could not update the courses advertised on the LAN"),
+        ).catch((error: unknown) => this.logger.warn({ err: error }, "could not update the courses advertised on the LAN"));
+      });
+    }
+  }
+
+  async #advertisedCourses(): Promise<string[]> {
+    if (this.identity.courses.length > 0) return [...this.identity.courses];
+    return (await this.engine.docs.records({ kind: "course" })).map((record) => docUrlOf(record.id));
   }
 
   /** Both ends see each other: only the one with the smaller peer id dials, so a pair has one link. */
