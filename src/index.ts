@@ -25,3 +25,13 @@ export * as queries from "./projection/queries.js";
 export { dumpTables } from "./projection/table-dump.js";
 export { seedDemoCourse, type DemoOptions, type DemoSummary } from "./demo/demo-course.js";
 export { OrdoError } from "./util/errors.js";
+
+// Networking: a node and a relay, the course authority that signs their tokens, the trust
+// and revocation lists that decide whom a node accepts, and LAN discovery.
+export { SyncNode, type SyncNodeOptions, type NodeStatus } from "./node/sync-node.js";
+export { Authority, type IssueRequest } from "./net/authority.js";
+export { Verifier, trustIssuer, revokeToken, type VerifierOptions, type TrustedIssuer, type Revocation } from "./net/trust.js";
+export { LanDiscovery, type LanDiscoveryOptions, type LanPeer } from "./net/discovery.js";
+export { Replicator, type ReplicatorOptions, type PeerStatus } from "./replication/replicator.js";
+export { CloseCode, type CloseCodeName } from "./net/close-codes.js";
+export { TokenError, type Principal, type Role, type TokenProblem } from "./net/principal.js";
