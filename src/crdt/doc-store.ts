@@ -354,7 +354,14 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
           discard(candidate);
           throw new OrdoError("ORDO_BAD_CHANGES", `a sync message for ${url} could not be read`, { cause });
         }
-        if (headsKey(next) === headsKey(base)) return discard(next);
+        if (headsKey(next) === headsKey(base)) {
+          if (A.getMissingDeps(next, []).length === 0) return discard(next);
+          // Changes waiting for one they depend on stay with the live copy, as Automerge keeps
+          // them: the sender counts them as sent, and the reply asks only for what is missing.
+          this.#cache.set(id, live ? { ...live, doc: next } : { doc: next, chunkKeys: [], snapshotBytes: 0, incrementalBytes: 0, degraded: false });
+          A.free(base);
+          return null;
+        }
         if (!admit(this.#describe(id, next, previous), previous)) {
           receipt = { state, status: "refused" };
           return discard(next);

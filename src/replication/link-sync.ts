@@ -117,15 +117,20 @@ export class LinkSync {
 
   /** A document changed here: offer it to the peer if it may have it. */
   documentChanged(record: DocRecord): void {
-    if (this.#link.closed || !canRead(this.remote, record, this.#ctx.coursesOf)) return;
+    if (this.#link.closed || !this.#travels(record)) return;
     this.#dirty.add(record.id);
     this.#drainSoon();
   }
 
-  /** Worth syncing: the remote may read it, and one side or the other may change it. */
+  /**
+   * What this node offers the peer: what the peer may read and this node may write. A node
+   * never offers what it may not write, so it is never asked for changes it could not send
+   * (a student's device does not pass a classmate's post on); the peer that may write a
+   * document offers it, and the receiving side's read-only sync state keeps the rest one-way.
+   */
   #travels(record: DocRecord): boolean {
     const { local, coursesOf } = this.#ctx;
-    return canRead(this.remote, record, coursesOf) && (canWrite(local, record, coursesOf) || canWrite(this.remote, record, coursesOf));
+    return canRead(this.remote, record, coursesOf) && canWrite(local, record, coursesOf);
   }
 
   #active(): void {
