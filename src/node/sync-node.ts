@@ -161,14 +161,7 @@ export class SyncNode {
 
   async #listen(listen: { port: number; host?: string }): Promise<void> {
     const http = createServer((request, response) => void answerHttp(this, request, response));
-    this.#server = new SyncServer({
-      peerId: this.peerId,
-      metadata: () => ({ ordoToken: this.identity.token() }),
-      verifier: this.identity.verifier,
-      limits: this.options.limits,
-      logger: this.logger,
-      onLink: (link) => this.#adopt(link),
-    });
+    this.#server = new SyncServer(this.#linkOptions());
     this.#server.attach(http);
     await new Promise<void>((resolve, reject) => {
       http.once("error", reject);
@@ -187,16 +180,20 @@ export class SyncNode {
   }
 
   #dialer(url: string): PeerDialer {
-    return new PeerDialer({
-      url,
-      token: () => this.identity.token(),
+    return new PeerDialer({ ...this.#linkOptions(), url, token: () => this.identity.token() });
+  }
+
+  /** What both ends of a link need: who we are, how to check who they are, and where links go. */
+  #linkOptions() {
+    return {
       peerId: this.peerId,
+      // Our token travels in our `join` or `peer` message, so the other side knows who we are too.
       metadata: () => ({ ordoToken: this.identity.token() }),
       verifier: this.identity.verifier,
       limits: this.options.limits,
       logger: this.logger,
-      onLink: (link) => this.#adopt(link),
-    });
+      onLink: (link: PeerLink) => this.#adopt(link),
+    };
   }
 
   #adopt(link: PeerLink): void {

@@ -16,18 +16,10 @@ import {
   syncMessage,
   type FrameSpec,
   type TestServer,
+  serversPerTest,
 } from "./net-helpers.js";
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function setup(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  const server = await startServer(options);
-  cleanups.push(() => server.close());
-  return server;
-}
+const { setup, cleanups } = serversPerTest();
 
 const FRAME_CAP = 1024;
 const stock = (value: unknown) => cbor.encode(value as object);

@@ -1,3 +1,4 @@
+import { afterEach } from "vitest";
 /**
  * Test-only pieces for the net tests: a token verifier with readable tokens, a SyncServer on
  * a loopback port, a WebSocket client that does the handshake by hand, a raw TCP client for
@@ -66,6 +67,23 @@ export interface TestServer {
  * A SyncServer on 127.0.0.1:0. With `echo`, every sync message a link receives goes back
  * to its sender with the same document and data: an honest exchange to check.
  */
+/**
+ * A `setup` that starts a test server and closes it (and anything else registered in
+ * `cleanups`) after each test. Call once at the top of a test file.
+ */
+export function serversPerTest(): { setup: (options?: Parameters<typeof startServer>[0]) => Promise<TestServer>; cleanups: Array<() => Promise<void> | void> } {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  const setup = async (options: Parameters<typeof startServer>[0] = {}) => {
+    const server = await startServer(options);
+    cleanups.push(() => server.close());
+    return server;
+  };
+  return { setup, cleanups };
+}
+
 export async function startServer(
   options: Partial<SyncServerOptions> & { echo?: boolean } = {},
 ): Promise<TestServer> {

@@ -9,18 +9,9 @@ import {
 } from "../../src/net/peer-dialer.js";
 import { backoffDelay, DEFAULT_BACKOFF } from "../../src/net/backoff.js";
 import type { WsLink } from "../../src/net/ws-link.js";
-import { captureLogger, DOC_A, SERVER_PEER, startServer, testVerifier, type TestServer } from "./net-helpers.js";
+import { captureLogger, DOC_A, serversPerTest, SERVER_PEER, startServer, testVerifier, type TestServer } from "./net-helpers.js";
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function setup(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  const server = await startServer(options);
-  cleanups.push(() => server.close());
-  return server;
-}
+const { setup, cleanups } = serversPerTest();
 
 /** A dialer whose links and retries are recorded. */
 function dial(url: string, options: Partial<PeerDialerOptions> = {}) {

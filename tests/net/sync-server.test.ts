@@ -17,18 +17,10 @@ import {
   SERVER_TOKEN,
   startServer,
   type TestServer,
+  serversPerTest,
 } from "./net-helpers.js";
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function setup(options: Parameters<typeof startServer>[0] = {}): Promise<TestServer> {
-  const server = await startServer(options);
-  cleanups.push(() => server.close());
-  return server;
-}
+const { setup, cleanups } = serversPerTest();
 
 describe("the upgrade takes a token from any of its three carriers", () => {
   it("accepts a valid token in the Authorization header", async () => {

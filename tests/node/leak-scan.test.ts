@@ -1,32 +1,10 @@
-import { createServer, connect, type Server } from "node:net";
 import { parseAutomergeUrl } from "@automerge/automerge-repo/slim";
 import { afterAll, describe, expect, it } from "vitest";
 import { docUrlOf, documentIdOf, type DocUrl } from "../../src/crdt/ids.js";
 import { TestClassroom, eventually } from "../../src/testing/classroom.js";
+import { tcpProxy } from "../../src/testing/tcp-proxy.js";
 import { demoUser } from "../../src/testing/principals.js";
 import { changesCarried, serverMessages } from "../../src/testing/ws-capture.js";
-
-/** A TCP proxy that records every byte the server sends to the client. */
-async function recordingProxy(upstreamPort: number): Promise<{ server: Server; port: number; received: () => Buffer }> {
-  const chunks: Buffer[] = [];
-  const server = createServer((client) => {
-    const upstream = connect(upstreamPort, "127.0.0.1");
-    client.pipe(upstream);
-    upstream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    upstream.pipe(client);
-    const end = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", end);
-    upstream.on("error", end);
-    client.on("close", end);
-    upstream.on("close", end);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  return { server, port, received: () => Buffer.concat(chunks) };
-}
 
 describe("what reaches a student's device", () => {
   let classroom: TestClassroom | undefined;
@@ -58,7 +36,7 @@ describe("what reaches a student's device", () => {
       draft.body = `My answer: ${visibleB}`;
     });
 
-    const proxy = await recordingProxy(Number(new URL(relay.url!).port));
+    const proxy = await tcpProxy(Number(new URL(relay.url!).port));
     try {
       const deviceB = await classroom.join(studentB, "student", { relay: `ws://127.0.0.1:${proxy.port}` });
       await eventually(() => deviceB.status().peers.length === 1 && deviceB.status().inSync, "B's device in sync with the relay");
@@ -93,7 +71,7 @@ describe("what reaches a student's device", () => {
       const held = new Set((await deviceB.engine.docs.records({ includeDeleted: true })).map((r) => r.id));
       expect([...submissionsA, ...gradesA].filter((url) => held.has(documentIdOf(url)))).toEqual([]);
     } finally {
-      proxy.server.close();
+      proxy.close();
     }
   });
 });

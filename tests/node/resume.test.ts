@@ -1,39 +1,9 @@
-import { createServer, connect, type Server, type Socket } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
 import type { PeerStatus } from "../../src/replication/replicator.js";
 import { TestClassroom, eventually } from "../../src/testing/classroom.js";
+import { tcpProxy } from "../../src/testing/tcp-proxy.js";
 import { demoUser } from "../../src/testing/principals.js";
 import { changesCarried, serverMessages } from "../../src/testing/ws-capture.js";
-
-/** A TCP proxy that counts the bytes the server sends, keeps them, and can cut every connection. */
-async function cuttableProxy(upstreamPort: number) {
-  const chunks: Buffer[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(upstreamPort, "127.0.0.1");
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on("error", () => socket.destroy());
-      socket.on("close", () => {
-        sockets.delete(socket);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    received: () => Buffer.concat(chunks),
-    cut: () => {
-      for (const socket of sockets) socket.destroy();
-    },
-    close: () => server.close(),
-  };
-}
 
 describe("a node that loses its relay and comes back", () => {
   let classroom: TestClassroom | undefined;
@@ -43,7 +13,7 @@ describe("a node that loses its relay and comes back", () => {
 
   it("resumes without the relay re-sending what the node has, and says so in its peer events", async () => {
     classroom = await TestClassroom.start({ mode: "relay", demo: { students: 5, assignments: 4, topics: 2, postsPerTopic: 5 } });
-    const proxy = await cuttableProxy(Number(new URL(classroom.authority.url!).port));
+    const proxy = await tcpProxy(Number(new URL(classroom.authority.url!).port));
     try {
       const node = await classroom.join(demoUser("student", 0), "student", { relay: `ws://127.0.0.1:${proxy.port}` });
       const events: PeerStatus[] = [];
