@@ -151,8 +151,8 @@ describe("a transport that loses, duplicates or reorders a message", () => {
  * have, and about 1% of those claims are false. Automerge queues such a change and asks for
  * the missing one (`need`). A store that dropped the queued change, while the sender's sync
  * state counts it as sent, would `need` it for ever and never get it: an endless exchange of
- * empty sync messages until the link reconnects (seen as the student's catalog partition stuck
- * at different heads in a few percent of this file's setups, before 6dca0db).
+ * empty sync messages until the link reconnects (it showed as the student's catalog partition
+ * stuck at different heads in a few percent of this file's setups).
  */
 describe("a change that arrives before the change it depends on", () => {
   /** A store over SQLite in a fresh directory, closed and removed after `work`. */
