@@ -310,16 +310,18 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
 
   /**
    * The next Automerge sync message for a peer whose sync state is `state`, or null when there
-   * is nothing to say. A document this store does not have yields a request (a message from
-   * an empty document).
+   * is nothing to say, and whether the peer has changes this store lacks (`behind`). A
+   * document this store does not have yields a request (a message from an empty document).
    */
-  async generateSyncMessage(url: DocUrl, state: A.SyncState): Promise<{ state: A.SyncState; message: Uint8Array | null }> {
+  async generateSyncMessage(url: DocUrl, state: A.SyncState): Promise<{ state: A.SyncState; message: Uint8Array | null; behind: boolean }> {
     this.#assertOpen();
     return this.#withCurrent(documentIdOf(url), (live) => {
       const doc = live?.doc ?? A.init();
       const [next, message] = A.generateSyncMessage(doc, state);
+      // Whether the peer, as it last said, has changes this store lacks.
+      const behind = !A.hasHeads(doc, next.theirHeads ?? []);
       if (!live) A.free(doc);
-      return { state: next, message };
+      return { state: next, message, behind };
     });
   }
 

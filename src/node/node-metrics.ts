@@ -38,6 +38,7 @@ export function nodeMetrics(input: NodeMetricsInput): string {
       samples: Object.entries(server?.refused ?? {}).map(([reason, value]) => ({ labels: { reason }, value })),
     },
     gauge("ordo_documents_pending_out", "Documents with changes queued for peers, summed over peers.", peers.reduce((sum, p) => sum + p.pendingOut, 0)),
+    gauge("ordo_documents_pending_in", "Documents where a peer has changes this node lacks, summed over peers.", peers.reduce((sum, p) => sum + p.pendingIn, 0)),
     gauge("ordo_documents_unsettled", "Documents whose heads differ from a peer's, summed over peers.", peers.reduce((sum, p) => sum + p.unsettled, 0)),
     gauge("ordo_sync_lag_seconds", "How long the oldest queued change has waited to be sent.", lagSeconds),
   ]);

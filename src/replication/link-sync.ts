@@ -31,6 +31,8 @@ export interface LinkProgress {
   pendingSince: number | null;
   /** Documents whose heads, as this peer last told us, differ from ours. */
   unsettled: number;
+  /** Of those, documents where the peer has changes we lack. */
+  pendingIn: number;
   lastSeen: number | null;
   /** Nothing queued, nothing unsettled, and no message either way for `QUIET_MS`. */
   quiet: boolean;
@@ -59,6 +61,8 @@ export class LinkSync {
   readonly #dirty = new Set<DocumentId>();
   /** Documents whose remote heads (last we heard) differ from ours. */
   readonly #unsettled = new Set<DocumentId>();
+  /** Documents where the peer, as it last said, has changes we lack. */
+  readonly #behind = new Set<DocumentId>();
   #chain: Promise<void> = Promise.resolve();
   #draining = false;
   /** The first offer of every document has been sent. */
@@ -89,10 +93,12 @@ export class LinkSync {
   }
 
   progress(): LinkProgress {
-    const pendingOut = this.#dirty.size;
     const unsettled = this.#unsettled.size;
+    const pendingIn = this.#behind.size;
+    // Queued, or offered and not yet taken: the peer lacks something of ours.
+    const pendingOut = this.#dirty.size + [...this.#unsettled].filter((id) => !this.#behind.has(id) && !this.#dirty.has(id)).length;
     const still = this.#ctx.clock().getTime() - this.#lastActivity >= QUIET_MS;
-    return { announced: this.#announced, pendingOut, pendingSince: this.#pendingSince, unsettled, lastSeen: this.#lastSeen, quiet: this.#announced && pendingOut === 0 && unsettled === 0 && still };
+    return { announced: this.#announced, pendingOut, pendingIn, pendingSince: this.#pendingSince, unsettled, lastSeen: this.#lastSeen, quiet: this.#announced && pendingOut === 0 && unsettled === 0 && still };
   }
 
   /** Documents whose heads differ between the peer and us, as far as we know. */
@@ -188,9 +194,9 @@ export class LinkSync {
     const id = documentIdOf(url);
     const record = await store.record(url);
     if (record ? !canRead(this.remote, record, this.#ctx.coursesOf) : !asReply) return;
-    const { state, message } = await store.generateSyncMessage(url, this.#stateFor(id, record));
+    const { state, message, behind } = await store.generateSyncMessage(url, this.#stateFor(id, record));
     states.set(id, state);
-    if (record) this.#noteHeads(id, state, record);
+    if (record) this.#noteHeads(id, state, record, behind);
     if (message) this.#send({ type: "sync", documentId: id, data: message });
   }
 
@@ -248,12 +254,14 @@ export class LinkSync {
   }
 
   /** Tracks whether the peer's heads, as its last message said, are ours. */
-  #noteHeads(id: DocumentId, state: A.SyncState, record: DocRecord): void {
+  #noteHeads(id: DocumentId, state: A.SyncState, record: DocRecord, behind: boolean): void {
     const theirs = state.theirHeads ? [...state.theirHeads].sort().join(",") : null;
-    const before = this.#unsettled.size;
+    const before = `${this.#unsettled.size}/${this.#behind.size}`;
     if (theirs === record.heads) this.#unsettled.delete(id);
     else this.#unsettled.add(id);
-    if (before !== this.#unsettled.size) this.#ctx.onProgress();
+    if (behind) this.#behind.add(id);
+    else this.#behind.delete(id);
+    if (before !== `${this.#unsettled.size}/${this.#behind.size}`) this.#ctx.onProgress();
   }
 
   #send(message: { type: "sync"; documentId: string; data: Uint8Array } | { type: "doc-unavailable"; documentId: string }): void {

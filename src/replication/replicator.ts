@@ -29,8 +29,10 @@ export interface PeerStatus {
   connectedAt: string;
   /** The last message from the peer (ISO time), if any. */
   lastSeen: string | null;
-  /** Documents with changes queued for the peer. */
+  /** Documents with changes for the peer: queued, or sent and not yet taken. */
   pendingOut: number;
+  /** Documents where the peer has changes this node lacks. */
+  pendingIn: number;
   /** Since when (ISO time) changes have been queued for the peer, or null. */
   pendingSince: string | null;
   /** Documents whose heads differ between the peer and this node, as far as we know. */
@@ -168,7 +170,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
 
   #statusOf(link: PeerLink): PeerStatus {
     const entry = this.#links.get(link);
-    const progress = entry?.sync.progress() ?? { announced: false, pendingOut: 0, pendingSince: null, unsettled: 0, lastSeen: null, quiet: false };
+    const progress = entry?.sync.progress() ?? { announced: false, pendingOut: 0, pendingIn: 0, pendingSince: null, unsettled: 0, lastSeen: null, quiet: false };
     return {
       peerId: link.remotePeerId,
       user: link.principal.user,
@@ -178,6 +180,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       connectedAt: (entry?.connectedAt ?? this.#clock()).toISOString(),
       lastSeen: progress.lastSeen === null ? null : new Date(progress.lastSeen).toISOString(),
       pendingOut: progress.pendingOut,
+      pendingIn: progress.pendingIn,
       pendingSince: progress.pendingSince === null ? null : new Date(progress.pendingSince).toISOString(),
       unsettled: progress.unsettled,
       inSync: !link.closed && progress.quiet,

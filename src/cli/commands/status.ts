@@ -26,7 +26,7 @@ export function registerStatus(program: Command): void {
       lines.push(`node:        ${running.mode} ${running.peerId} on ${running.listening ?? "-"}, ${running.inSync ? "in sync" : "syncing"}`);
       if (running.relay) lines.push(`relay:       ${running.relay.url} (${running.relay.state})`);
       for (const peer of running.peers) {
-        const state = !peer.connected ? "disconnected" : peer.inSync ? "in sync" : `${peer.pendingOut} to send, ${peer.unsettled} unsettled`;
+        const state = !peer.connected ? "disconnected" : peer.inSync ? "in sync" : `${peer.pendingOut} documents to send, ${peer.pendingIn} to receive`;
         lines.push(`peer:        ${peer.peerId} ${peer.role} ${peer.user} (${peer.direction}): ${state}, last seen ${peer.lastSeen ?? "never"}`);
       }
     } else {
