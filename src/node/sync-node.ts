@@ -1,4 +1,6 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import WebSocket from "ws";
 import type { AddressInfo } from "node:net";
 import { docUrlOf, type DocUrl } from "../crdt/ids.js";
 import { Engine, type EngineOptions } from "../engine.js";
@@ -19,14 +21,19 @@ export interface SyncNodeOptions {
   create?: boolean;
   /** `node`: a classroom node (LAN discovery on unless turned off); `relay`: no discovery. */
   mode?: "node" | "relay";
-  /** Where the WebSocket server and the HTTP endpoints listen; port 0 picks a free one. */
-  listen?: { port: number; host?: string };
+  /**
+   * Where the WebSocket server and the HTTP endpoints listen; port 0 picks a free one. With
+   * `tls` (PEM certificate and key) the node serves `wss://` and `https://`.
+   */
+  listen?: { port: number; host?: string; tls?: { cert: string; key: string } };
   /** The token this node presents; none makes the node its own authority (see `NodeIdentity`). */
   token?: string;
   /** Issuer keys to trust besides the data directory's list. */
   trust?: readonly string[];
   /** An upstream relay to keep a connection to (`ws://` or `wss://`). */
   relay?: string;
+  /** Extra certificate authorities (PEM) to accept from `wss://` relays and peers, e.g. a school's own. */
+  ca?: string;
   /** LAN discovery (default on for nodes, off for relays); `interface` pins the multicast interface. */
   discovery?: boolean | { interface?: string };
   limits?: Partial<LinkLimits>;
@@ -96,12 +103,12 @@ export class SyncNode {
     return node;
   }
 
-  /** `ws://host:port` of this node's server, once listening. */
+  /** `ws://host:port` (or `wss://`) of this node's server, once listening. */
   get url(): string | null {
     const address = this.#http?.address() as AddressInfo | null | undefined;
     if (!address) return null;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-    return `ws://${host}:${address.port}`;
+    return `${this.options.listen?.tls ? "wss" : "ws"}://${host}:${address.port}`;
   }
 
   get peerId(): string {
@@ -159,8 +166,9 @@ export class SyncNode {
     await this.engine.close();
   }
 
-  async #listen(listen: { port: number; host?: string }): Promise<void> {
-    const http = createServer((request, response) => void answerHttp(this, request, response));
+  async #listen(listen: NonNullable<SyncNodeOptions["listen"]>): Promise<void> {
+    const answer = (request: IncomingMessage, response: ServerResponse) => void answerHttp(this, request, response);
+    const http = listen.tls ? createHttpsServer({ cert: listen.tls.cert, key: listen.tls.key }, answer) : createServer(answer);
     this.#server = new SyncServer(this.#linkOptions());
     this.#server.attach(http);
     await new Promise<void>((resolve, reject) => {
@@ -180,7 +188,13 @@ export class SyncNode {
   }
 
   #dialer(url: string): PeerDialer {
-    return new PeerDialer({ ...this.#linkOptions(), url, token: () => this.identity.token() });
+    const ca = this.options.ca;
+    return new PeerDialer({
+      ...this.#linkOptions(),
+      url,
+      token: () => this.identity.token(),
+      createSocket: ca ? (target, options) => new WebSocket(target, { ...options, ca }) : undefined,
+    });
   }
 
   /** What both ends of a link need: who we are, how to check who they are, and where links go. */

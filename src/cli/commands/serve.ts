@@ -12,6 +12,9 @@ interface NodeFlags extends CommonOptions {
   host: string;
   tokenFile?: string;
   trust: string[];
+  tlsCert?: string;
+  tlsKey?: string;
+  ca?: string;
 }
 
 interface ServeFlags extends NodeFlags {
@@ -54,16 +57,22 @@ function withNodeFlags(cmd: Command): Command {
     .option("--port <port>", "port for WebSocket sync and HTTP (0 picks a free one)", wholeNumber, DEFAULT_PORT)
     .option("--host <host>", "interface to listen on", "127.0.0.1")
     .option("--token-file <file>", "the token this node presents (without one, the node signs its own as a course authority)")
-    .option("--trust <key>", "also accept tokens signed by this authority key (repeatable)", (key: string, keys: string[]) => [...keys, key], [] as string[]);
+    .option("--trust <key>", "also accept tokens signed by this authority key (repeatable)", (key: string, keys: string[]) => [...keys, key], [] as string[])
+    .option("--tls-cert <file>", "serve wss:// and https:// with this certificate (PEM; with --tls-key)")
+    .option("--tls-key <file>", "the private key of --tls-cert (PEM)")
+    .option("--ca <file>", "also accept wss:// servers whose certificate this authority signed (PEM)");
 }
 
 async function runNode(options: NodeFlags & { seedDemo?: boolean }, extra: Pick<SyncNodeOptions, "mode" | "create" | "relay" | "discovery">): Promise<void> {
   const logger = serverLogger();
+  if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new OrdoError("ORDO_BAD_FLAGS", "--tls-cert and --tls-key go together");
+  const tls = options.tlsCert && options.tlsKey ? { cert: readFlagFile(options.tlsCert, "certificate"), key: readFlagFile(options.tlsKey, "key") } : undefined;
   const node = await SyncNode.start({
     ...extra,
     dataDir: options.data,
-    listen: { port: options.port, host: options.host },
-    token: options.tokenFile ? readToken(options.tokenFile) : undefined,
+    listen: { port: options.port, host: options.host, tls },
+    ca: options.ca ? readFlagFile(options.ca, "certificate authority") : undefined,
+    token: options.tokenFile ? readFlagFile(options.tokenFile, "token").trim() : undefined,
     trust: options.trust,
     logger,
   });
@@ -81,11 +90,11 @@ async function runNode(options: NodeFlags & { seedDemo?: boolean }, extra: Pick<
   stopOnSignal(node, urlFile);
 }
 
-function readToken(file: string): string {
+function readFlagFile(file: string, what: string): string {
   try {
-    return readFileSync(file, "utf8").trim();
+    return readFileSync(file, "utf8");
   } catch (cause) {
-    throw new OrdoError("ORDO_NO_TOKEN", `cannot read the token file ${file}: ${(cause as Error).message}`, { cause });
+    throw new OrdoError("ORDO_BAD_FLAGS", `cannot read the ${what} file ${file}: ${(cause as Error).message}`, { cause });
   }
 }
 
