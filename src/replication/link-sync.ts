@@ -216,8 +216,12 @@ export class LinkSync {
       this.#refuseWrite(url);
       return;
     }
-    if ((record && !canRead(this.remote, record, coursesOf)) || (!record && message.type === "request")) {
+    if (message.type === "request" && !(record && canRead(this.remote, record, coursesOf))) {
       this.#send({ type: "doc-unavailable", documentId: id });
+      return;
+    }
+    if (record && !canRead(this.remote, record, coursesOf)) {
+      this.#answerAsIfAbsent(id, message.data);
       return;
     }
     let refused: "write" | "read" | null = null;
@@ -235,6 +239,18 @@ export class LinkSync {
     }
     this.#ctx.states.set(id, receipt.state);
     await this.#sendSync(url, true);
+  }
+
+  /**
+   * Answers a sync message about a document the peer may not read exactly as for one this
+   * node does not have (from an empty document), so the answer tells nothing of it.
+   */
+  #answerAsIfAbsent(id: DocumentId, data: Uint8Array): void {
+    const empty = A.init();
+    const [received, state] = A.receiveSyncMessage(empty, A.initSyncState(), data);
+    const [, reply] = A.generateSyncMessage(received, state);
+    A.free(received);
+    if (reply) this.#send({ type: "sync", documentId: id, data: reply });
   }
 
   /**

@@ -103,6 +103,22 @@ describe.each(["relay", "node"] as const)("authorization on a %s", (mode) => {
     }
   });
 
+  it("answers a sync message about a document a student may not read exactly as about one that does not exist", async () => {
+    const probe = await connect("studentA");
+    const ask = async (documentId: string) => {
+      const from = probe.received.length;
+      const [, data] = A.generateSyncMessage(A.init(), A.initSyncState());
+      probe.send({ type: "sync", senderId: probe.peerId, targetId: probe.received.find((m) => m.type === "peer")?.senderId ?? "", documentId, data: data! });
+      const reply = await probe.waitFor((m) => "documentId" in m && m.documentId === documentId, 2_000, from);
+      return reply ? { type: reply.type, data: "data" in reply ? Buffer.from(reply.data).toString("hex") : null } : null;
+    };
+    const absent = await ask(documentIdOf(newDocUrl()));
+    expect(absent).not.toBeNull();
+    expect(await ask(documentIdOf(docs.submissionB))).toEqual(absent);
+    expect(await ask(documentIdOf(docs.unpublishedAssignment))).toEqual(absent);
+    probe.close();
+  });
+
   it("refuses expired, forged and missing tokens at the upgrade with 401", async () => {
     const expired = Authority.open(classroom.authority.engine.dataDir).issue({ user: EXPECTED.teacher.user, role: "teacher", courses: [classroom.course], ttlMs: 1000, now: Date.now() - 60_000 });
     const forged = Authority.open(`${classroom.authority.engine.dataDir}-elsewhere`).issue({ user: EXPECTED.teacher.user, role: "teacher", courses: [classroom.course], ttlMs: 60_000 });
