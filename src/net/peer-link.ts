@@ -9,7 +9,20 @@ import type { Principal } from "./principal.js";
  */
 export type DocMessage =
   | { type: "sync" | "request"; senderId: string; targetId: string; documentId: string; data: Uint8Array }
-  | { type: "doc-unavailable"; senderId: string; targetId: string; documentId: string };
+  | { type: "doc-unavailable"; senderId: string; targetId: string; documentId: string }
+  | OfferedMessage;
+
+/**
+ * Between Ordo peers only (both announced `ordoSeq`): "I have offered you every document I
+ * had for you when we connected; there were `count`". It lets the other side tell "in sync"
+ * from "nothing has arrived yet". Never sent to a stock peer.
+ */
+export interface OfferedMessage {
+  type: "ordo-offered";
+  senderId: string;
+  targetId: string;
+  count: number;
+}
 
 export interface LinkStats {
   bytesIn: number;

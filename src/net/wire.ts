@@ -155,6 +155,11 @@ export function checkMessage(value: unknown): ClientOrServerMessage {
     }
     case "doc-unavailable":
       return withSeq(value, { type, senderId, targetId: peerId(value, "targetId"), documentId: documentId(value) });
+    case "ordo-offered": {
+      const count = value["count"];
+      if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 0) throw shape("count is not a whole number");
+      return withSeq(value, { type, senderId, targetId: peerId(value, "targetId"), count });
+    }
     case "ephemeral": {
       if (!(value["data"] instanceof Uint8Array)) throw shape("ephemeral data is not bytes");
       if (typeof value["count"] !== "number" || !isShortString(value["sessionId"])) {
@@ -181,7 +186,7 @@ export function checkMessage(value: unknown): ClientOrServerMessage {
 
 /** Document messages are the ones a link hands on; the rest the transport handles or drops. */
 export function isDocMessage(message: ClientOrServerMessage): message is WireDocMessage {
-  return message.type === "sync" || message.type === "request" || message.type === "doc-unavailable";
+  return message.type === "sync" || message.type === "request" || message.type === "doc-unavailable" || message.type === "ordo-offered";
 }
 
 function withSeq(value: Metadata, message: DocMessage): WireDocMessage {

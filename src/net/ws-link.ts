@@ -116,6 +116,8 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
 
   send(message: DocMessage): void {
     if (this.#closed || this.#socket.readyState !== this.#socket.OPEN) return;
+    // A stock peer would take an Ordo-only message for a malformed one.
+    if (message.type === "ordo-offered" && !this.sequenced) return;
     try {
       if (message.senderId !== this.localPeerId || message.targetId !== this.remotePeerId) {
         throw new Error(`message from ${message.senderId} to ${message.targetId} sent on the wrong link`);
@@ -287,8 +289,13 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
 }
 
 function copyDocMessage(message: DocMessage): WireDocMessage {
-  const { type, senderId, targetId, documentId } = message;
-  return message.type === "doc-unavailable"
-    ? { type: "doc-unavailable", senderId, targetId, documentId }
-    : { type: message.type, senderId, targetId, documentId, data: message.data };
+  const { senderId, targetId } = message;
+  switch (message.type) {
+    case "doc-unavailable":
+      return { type: "doc-unavailable", senderId, targetId, documentId: message.documentId };
+    case "ordo-offered":
+      return { type: "ordo-offered", senderId, targetId, count: message.count };
+    default:
+      return { type: message.type, senderId, targetId, documentId: message.documentId, data: message.data };
+  }
 }

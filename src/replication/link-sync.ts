@@ -34,13 +34,16 @@ export interface LinkProgress {
   /** Of those, documents where the peer has changes we lack. */
   pendingIn: number;
   lastSeen: number | null;
-  /** Nothing queued, nothing unsettled, and no message either way for `QUIET_MS`. */
-  quiet: boolean;
+  /**
+   * Both sides have made their first offers, nothing is queued, and every document exchanged
+   * has equal heads on both sides.
+   */
+  settled: boolean;
 }
 
 /**
- * How long a link must be still before it counts as in sync. The remote's first offers
- * arrive within a round trip of the link opening; until then an empty queue proves nothing.
+ * How long a link to a stock peer must be still before it counts as in sync: a stock peer
+ * never says when it has made its first offers, and until they arrive an empty queue proves nothing.
  */
 export const QUIET_MS = 300;
 
@@ -67,6 +70,8 @@ export class LinkSync {
   #draining = false;
   /** The first offer of every document has been sent. */
   #announced = false;
+  /** The remote said it has made its first offers (Ordo peers only). */
+  #remoteOffered = false;
   #lastSeen: number | null = null;
   /** The last message either way (or the link's opening). */
   #lastActivity: number;
@@ -97,8 +102,9 @@ export class LinkSync {
     const pendingIn = this.#behind.size;
     // Queued, or offered and not yet taken: the peer lacks something of ours.
     const pendingOut = this.#dirty.size + [...this.#unsettled].filter((id) => !this.#behind.has(id) && !this.#dirty.has(id)).length;
-    const still = this.#ctx.clock().getTime() - this.#lastActivity >= QUIET_MS;
-    return { announced: this.#announced, pendingOut, pendingIn, pendingSince: this.#pendingSince, unsettled, lastSeen: this.#lastSeen, quiet: this.#announced && pendingOut === 0 && unsettled === 0 && still };
+    // A stock peer never says it has made its offers: for it, a still link is the best sign.
+    const offersIn = this.#speaksOrdo ? this.#remoteOffered : this.#ctx.clock().getTime() - this.#lastActivity >= QUIET_MS;
+    return { announced: this.#announced, pendingOut, pendingIn, pendingSince: this.#pendingSince, unsettled, lastSeen: this.#lastSeen, settled: this.#announced && offersIn && pendingOut === 0 && unsettled === 0 };
   }
 
   /** Documents whose heads differ between the peer and us, as far as we know. */
@@ -111,14 +117,25 @@ export class LinkSync {
     return this.#ctx.states.has(id) && !this.#unsettled.has(id);
   }
 
-  /** Offers every document that may travel on this link. */
+  /** Offers every document that may travel on this link, then says so to an Ordo peer. */
   announce(records: readonly DocRecord[]): void {
-    for (const record of records) if (this.#travels(record)) this.#dirty.add(record.id);
+    let count = 0;
+    for (const record of records) {
+      if (!this.#travels(record)) continue;
+      this.#dirty.add(record.id);
+      count++;
+    }
     this.#drainSoon();
     this.#enqueue(async () => {
       this.#announced = true;
+      if (this.#speaksOrdo) this.#link.send({ type: "ordo-offered", senderId: this.#link.localPeerId, targetId: this.#link.remotePeerId, count });
       this.#ctx.onProgress();
     });
+  }
+
+  /** The remote is an Ordo node (it numbers its messages), so it sends and understands `ordo-offered`. */
+  get #speaksOrdo(): boolean {
+    return this.#link.remoteMetadata["ordoSeq"] === true;
   }
 
   /** A document changed here: offer it to the peer if it may have it. */
@@ -196,19 +213,27 @@ export class LinkSync {
     if (record ? !canRead(this.remote, record, this.#ctx.coursesOf) : !asReply) return;
     const { state, message, behind } = await store.generateSyncMessage(url, this.#stateFor(id, record));
     states.set(id, state);
-    if (record) this.#noteHeads(id, state, record, behind);
+    // A document we do not have yet, offered by the peer, is unsettled until it arrives.
+    this.#noteHeads(id, state, record?.heads ?? "", behind);
     if (message) this.#send({ type: "sync", documentId: id, data: message });
   }
 
   async #receive(message: DocMessage): Promise<void> {
     if (this.#link.closed) return;
+    if (message.type === "ordo-offered") {
+      // Every offer before this one has been handled: the link is in its steady state.
+      this.#remoteOffered = true;
+      this.#ctx.onProgress();
+      return;
+    }
     const url = `automerge:${message.documentId}`;
     if (!isVerifiedDocUrl(url)) {
       this.#link.close(CloseCode.malformedMessage, "not a document id");
       return;
     }
     const id = message.documentId as DocumentId;
-    if (message.type === "doc-unavailable") return;
+    // The peer will not hold it: nothing to wait for.
+    if (message.type === "doc-unavailable") return this.#forget(id);
     const { store, coursesOf, local } = this.#ctx;
     const record = await store.record(url);
     const carriesChanges = decodedChanges(message.data) > 0;
@@ -233,7 +258,7 @@ export class LinkSync {
     if (refused === "write") return this.#refuseWrite(url);
     if (refused === "read") {
       // Not for this node's user: it is never stored, even in transit.
-      this.#ctx.states.delete(id);
+      this.#forget(id);
       this.#send({ type: "doc-unavailable", documentId: id });
       return;
     }
@@ -270,14 +295,22 @@ export class LinkSync {
   }
 
   /** Tracks whether the peer's heads, as its last message said, are ours. */
-  #noteHeads(id: DocumentId, state: A.SyncState, record: DocRecord, behind: boolean): void {
+  #noteHeads(id: DocumentId, state: A.SyncState, ours: string, behind: boolean): void {
     const theirs = state.theirHeads ? [...state.theirHeads].sort().join(",") : null;
     const before = `${this.#unsettled.size}/${this.#behind.size}`;
-    if (theirs === record.heads) this.#unsettled.delete(id);
+    if (theirs === ours) this.#unsettled.delete(id);
     else this.#unsettled.add(id);
     if (behind) this.#behind.add(id);
     else this.#behind.delete(id);
     if (before !== `${this.#unsettled.size}/${this.#behind.size}`) this.#ctx.onProgress();
+  }
+
+  /** Stops tracking a document on this link: neither side will hold it through the other. */
+  #forget(id: DocumentId): void {
+    this.#ctx.states.delete(id);
+    const wasUnsettled = this.#unsettled.delete(id);
+    const wasBehind = this.#behind.delete(id);
+    if (wasUnsettled || wasBehind) this.#ctx.onProgress();
   }
 
   #send(message: { type: "sync"; documentId: string; data: Uint8Array } | { type: "doc-unavailable"; documentId: string }): void {

@@ -37,7 +37,7 @@ export interface PeerStatus {
   pendingSince: string | null;
   /** Documents whose heads differ between the peer and this node, as far as we know. */
   unsettled: number;
-  /** Nothing queued, every document exchanged has equal heads on both sides, and the link has been still a moment. */
+  /** Both sides have made their first offers, nothing is queued, and every document exchanged has equal heads on both sides. */
   inSync: boolean;
 }
 
@@ -170,7 +170,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
 
   #statusOf(link: PeerLink): PeerStatus {
     const entry = this.#links.get(link);
-    const progress = entry?.sync.progress() ?? { announced: false, pendingOut: 0, pendingIn: 0, pendingSince: null, unsettled: 0, lastSeen: null, quiet: false };
+    const progress = entry?.sync.progress() ?? { announced: false, pendingOut: 0, pendingIn: 0, pendingSince: null, unsettled: 0, lastSeen: null, settled: false };
     return {
       peerId: link.remotePeerId,
       user: link.principal.user,
@@ -183,7 +183,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
       pendingIn: progress.pendingIn,
       pendingSince: progress.pendingSince === null ? null : new Date(progress.pendingSince).toISOString(),
       unsettled: progress.unsettled,
-      inSync: !link.closed && progress.quiet,
+      inSync: !link.closed && progress.settled,
     };
   }
 }

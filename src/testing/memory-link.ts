@@ -26,7 +26,8 @@ class MemoryLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
     super();
   }
 
-  readonly remoteMetadata = {};
+  // Both ends are Ordo peers.
+  readonly remoteMetadata = { ordoSeq: true };
 
   get closed(): boolean {
     return this.#closed;

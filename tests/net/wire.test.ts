@@ -157,3 +157,15 @@ describe("the CBOR scan keeps hostile frames from costing memory or stack", () =
     expect(scanCbor(stock({ ...sync, meta: { a: [1, -2, 3.5, null, true, "x"], b: undefined } }), limits)).toBeUndefined();
   });
 });
+
+describe("the one Ordo-only message", () => {
+  it("reads ordo-offered with a whole count and hands it on like a document message", () => {
+    const message = decodeFrame(encodeFrame({ type: "ordo-offered", senderId: "a", targetId: "b", count: 12 }));
+    expect(message).toEqual({ type: "ordo-offered", senderId: "a", targetId: "b", count: 12 });
+    expect(isDocMessage(message)).toBe(true);
+  });
+
+  it("refuses ordo-offered without a whole, non-negative count", () => {
+    for (const count of [undefined, -1, 1.5, "3"]) expectWireError(stock({ type: "ordo-offered", senderId: "a", targetId: "b", count }), "bad-shape");
+  });
+});
