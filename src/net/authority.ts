@@ -1,9 +1,9 @@
 import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
 import { OrdoError } from "../util/errors.js";
 import { ALL_COURSES, ROLES, type Role } from "./principal.js";
-import { newTokenId, signToken, type TokenPayload } from "./tokens.js";
+import { isPublicKey, newTokenId, signToken, type TokenPayload } from "./tokens.js";
 
 /** The course authority's key pair, in its data directory. Only the owner may read it. */
 export const AUTHORITY_KEY_FILE = "authority-key.json";
@@ -25,6 +25,11 @@ export interface IssueRequest {
   ttlMs: number;
   /** Milliseconds since the epoch; now unless given. */
   now?: number;
+  /**
+   * The Ed25519 public key (base64url, raw 32 bytes) of whoever will hold the token: set as
+   * its `cnf` claim, the token is then worthless without that key. Required for role `node`.
+   */
+  holderKey?: string;
 }
 
 /**
@@ -72,13 +77,25 @@ export class Authority {
     const iat = Math.floor(now / 1000);
     const exp = Math.floor((now + request.ttlMs) / 1000);
     if (!Number.isFinite(request.ttlMs) || !Number.isSafeInteger(exp) || exp <= iat) throw refuse("a token must live at least one second");
+    if (request.holderKey !== undefined && !isPublicKey(request.holderKey)) throw refuse("the holder key is not an Ed25519 public key (base64url of 32 bytes)");
+    if (request.role === "node" && request.holderKey === undefined) throw refuse("a node token must be bound to its holder's key (holderKey)");
     const payload: TokenPayload = { v: 1, iss: this.publicKey, sub: request.user, role: request.role, courses: [...new Set(request.courses)], iat, exp, jti: newTokenId() };
+    if (request.holderKey !== undefined) payload.cnf = request.holderKey;
     return signToken(payload, this.privateKey);
   }
 
-  /** A `node` token for every course: what a relay or the authority's own node presents about itself. */
+  /**
+   * A `node` token for every course, bound to this authority's own key (which doubles as the
+   * node's key): what a relay or the authority's own node presents about itself, and proves
+   * with `sign`.
+   */
   selfToken(name: string, ttlMs: number, now?: number): string {
-    return this.issue({ user: name, role: "node", courses: [ALL_COURSES], ttlMs, now });
+    return this.issue({ user: name, role: "node", courses: [ALL_COURSES], ttlMs, now, holderKey: this.publicKey });
+  }
+
+  /** This key's Ed25519 signature over `bytes`, base64url: a holder's proof (see `verifyHolderSignature`). */
+  sign(bytes: Uint8Array): string {
+    return sign(null, bytes, this.privateKey).toString("base64url");
   }
 }
 

@@ -5,10 +5,12 @@ import { OrdoError } from "../util/errors.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { CloseCode } from "./close-codes.js";
 import { HandshakeGuard } from "./handshake.js";
+import { CHALLENGE_HEADER, isNonce, joinProofBytes, newNonce, peerProofBytes, withoutHandshakeFields, type ExtraMetadata, type LinkIdentity } from "./holder-proof.js";
 import { resolveLimits, type LinkLimits } from "./limits.js";
 import type { PeerLink } from "./peer-link.js";
 import { TokenError, type Principal, type TokenVerifier } from "./principal.js";
-import { PROTOCOL_VERSION, type ClientOrServerMessage } from "./wire.js";
+import { verifyHolderSignature } from "./tokens.js";
+import { PROTOCOL_VERSION, type ClientOrServerMessage, type PeerMessage } from "./wire.js";
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
 
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff.js";
@@ -38,12 +40,24 @@ export interface PeerDialerEvents {
 export interface PeerDialerOptions {
   /** ws:// or wss:// URL of a `SyncServer` (no token in it: the token goes in a header). */
   url: string;
-  /** Our token, or a function that reads the current one before each attempt. */
-  token: string | (() => string);
+  /**
+   * Who we are: `identity.token()` is read before each attempt and sent as
+   * `Authorization: Bearer` (to whatever server the URL names, so it should be bound to our
+   * key); `identity.sign`, when given, proves we hold that key. A dialer without `sign`
+   * still joins servers that take its token as a bearer token.
+   */
+  identity: LinkIdentity;
   peerId: string;
-  /** Our `join` message's metadata (storageId, ...); `ordoSeq: true` is added. */
-  metadata: () => Record<string, unknown>;
-  /** Checks the server's token (`peerMetadata.ordoToken` in its `peer` message). */
+  /**
+   * Further fields for our `join` message (storageId, ...), read at each attempt; the
+   * handshake adds its own (`ordoSeq`, `ordoNonce`, `ordoProof`), which cannot be set here.
+   */
+  metadata?: () => ExtraMetadata;
+  /**
+   * Checks the server's token (`ordoToken` in its `peer` message). The token must also name
+   * a holder key and come with the server's signature over our nonce: a server that cannot
+   * prove its token is refused (`unauthenticated`).
+   */
   verifier: TokenVerifier;
   /** Called for each joined connection; the link's principal is the server's. */
   onLink: (link: PeerLink) => void;
@@ -62,7 +76,8 @@ export interface PeerDialerOptions {
  * full jitter whenever the connection ends, until `stop()`.
  *
  * @example
- * const dialer = new PeerDialer({ url: "ws://relay:8080/", token, peerId, metadata, verifier, onLink });
+ * const identity = { token: () => authority.selfToken("laptop", DAY), sign: (bytes) => authority.sign(bytes) };
+ * const dialer = new PeerDialer({ url: "ws://relay:8080/", identity, peerId, verifier, onLink });
  * dialer.start();
  * // ...
  * await dialer.stop();
@@ -141,9 +156,9 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
     this.#setState("connecting");
     let socket: WebSocket;
     try {
-      const { token, url, createSocket } = this.#options;
+      const { identity, url, createSocket } = this.#options;
       const options: ClientOptions = {
-        headers: { authorization: `Bearer ${typeof token === "function" ? token() : token}` },
+        headers: { authorization: `Bearer ${identity.token()}` },
         perMessageDeflate: false,
         maxPayload: this.#limits.maxFrameBytes,
         handshakeTimeout: this.#limits.handshakeTimeoutMs,
@@ -168,6 +183,12 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
       this.#logger.info({ ...this.#context, error: error.message, code: errorCode(error) }, "connection failed");
     });
     socket.once("close", (code) => ended(`closed (${code})`));
+    // The server's challenge arrives on the 101 response, before `open`.
+    let challenge: string | undefined;
+    socket.once("upgrade", (response) => {
+      const header = response.headers[CHALLENGE_HEADER];
+      challenge = isNonce(header) ? header : undefined;
+    });
     socket.on("unexpected-response", (_request, response) => {
       const status = response.statusCode ?? 0;
       if (status === 401) this.#logger.warn(this.#context, "server refused our token (401)");
@@ -177,13 +198,15 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
     });
     socket.once("open", () => {
       if (generation !== this.#generation) return;
+      // Fresh per attempt: the server's signature over it proves the server, not a replay.
+      const nonce = newNonce();
       const guard: HandshakeGuard = new HandshakeGuard({
         socket,
         limits: this.#limits,
         logger: this.#logger,
         context: this.#context,
         onMessage: (message) => {
-          const link = this.#onHandshakeMessage(guard, socket, message);
+          const link = this.#onHandshakeMessage(guard, socket, nonce, message);
           if (link === undefined) return;
           settled = true;
           guard.release();
@@ -192,17 +215,20 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
         onEnd: (end) => ended(`handshake ended (${end.code} ${end.reason})`),
       });
       this.#guard = guard;
+      const { peerId, metadata, identity } = this.#options;
+      // No challenge (a server that asks for no proof): no proof, and a bound token is refused there.
+      const proof = challenge !== undefined && identity.sign !== undefined ? { ordoProof: identity.sign(joinProofBytes(challenge, peerId)) } : {};
       guard.send({
         type: "join",
-        senderId: this.#options.peerId,
-        peerMetadata: { ...this.#options.metadata(), ordoSeq: true },
+        senderId: peerId,
+        peerMetadata: { ...withoutHandshakeFields(metadata?.()), ordoSeq: true, ordoNonce: nonce, ...proof },
         supportedProtocolVersions: [PROTOCOL_VERSION],
       });
     });
   }
 
   /** The link, once the server's `peer` message checks out; undefined to keep waiting. */
-  #onHandshakeMessage(guard: HandshakeGuard, socket: WebSocket, message: ClientOrServerMessage): WsLink | undefined {
+  #onHandshakeMessage(guard: HandshakeGuard, socket: WebSocket, nonce: string, message: ClientOrServerMessage): WsLink | undefined {
     if (message.type === "error") {
       // The server closes right after its error (with a code that says why); a second
       // error instead is a server flooding our log.
@@ -218,7 +244,7 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
       guard.fail(CloseCode.malformedMessage, "peer message for another peer or protocol", true);
       return undefined;
     }
-    const principal = this.#verifyServer(message.peerMetadata["ordoToken"]);
+    const principal = this.#verifyServer(message, nonce);
     if (principal === undefined) {
       guard.fail(CloseCode.unauthenticated, "server presented no valid token");
       return undefined;
@@ -237,18 +263,32 @@ export class PeerDialer extends EventEmitter<PeerDialerEvents> {
     });
   }
 
-  #verifyServer(token: unknown): Principal | undefined {
+  /** The server's principal, if its token verifies, names a holder key, and comes with that key's signature over our nonce. */
+  #verifyServer(message: PeerMessage, nonce: string): Principal | undefined {
+    const token = message.peerMetadata["ordoToken"];
     if (typeof token !== "string") {
       this.#logger.warn(this.#context, "server sent no ordoToken");
       return undefined;
     }
+    let principal: Principal;
     try {
-      return this.#options.verifier.verify(token, this.#clock().getTime());
+      principal = this.#options.verifier.verify(token, this.#clock().getTime());
     } catch (error) {
       const problem = error instanceof TokenError ? error.problem : describeError(error);
       this.#logger.warn({ ...this.#context, problem }, "server token refused");
       return undefined;
     }
+    // A token without a holder key, or without its holder's signature, may have been lifted from any `peer` message.
+    if (principal.holderKey === undefined) {
+      this.#logger.warn({ ...this.#context, user: principal.user }, "server token names no holder key");
+      return undefined;
+    }
+    const proof = message.peerMetadata["ordoProof"];
+    if (typeof proof !== "string" || !verifyHolderSignature(principal.holderKey, peerProofBytes(nonce, message.senderId, this.#options.peerId), proof)) {
+      this.#logger.warn({ ...this.#context, user: principal.user, proof: typeof proof === "string" ? "invalid" : "missing" }, "server did not prove it holds its token's key");
+      return undefined;
+    }
+    return principal;
   }
 
   #onJoined(link: WsLink, generation: number): void {

@@ -27,10 +27,18 @@ export interface Principal {
   issuer: string;
   /** Milliseconds since the epoch. */
   expiresAt: number;
+  /**
+   * The key the token is bound to (its `cnf` claim), base64url: the connection that presents
+   * the token must prove it holds the private half. Absent for a bearer token.
+   */
+  holderKey?: string;
 }
 
-/** Why a token was refused. */
-export type TokenProblem = "malformed" | "forged" | "untrusted" | "expired" | "revoked";
+/**
+ * Why a token was refused. `unbound`: a `node` token that names no holder key, so anyone
+ * who ever saw it could present it; node rights are only granted to a key-bound token.
+ */
+export type TokenProblem = "malformed" | "forged" | "untrusted" | "expired" | "revoked" | "unbound";
 
 export class TokenError extends OrdoError {
   constructor(

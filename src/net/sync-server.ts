@@ -5,9 +5,11 @@ import { systemClock, type Clock } from "../util/clock.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { CloseCode } from "./close-codes.js";
 import { HandshakeGuard, type HandshakeEnd } from "./handshake.js";
+import { CHALLENGE_HEADER, isNonce, joinProofBytes, newNonce, peerProofBytes, withoutHandshakeFields, type ExtraMetadata, type LinkIdentity } from "./holder-proof.js";
 import { resolveLimits, type LinkLimits } from "./limits.js";
 import type { PeerLink } from "./peer-link.js";
 import { TokenError, type Principal, type TokenVerifier } from "./principal.js";
+import { verifyHolderSignature } from "./tokens.js";
 import { readBearerToken, refuseUpgrade, safeRequestPath } from "./upgrade-auth.js";
 import { PROTOCOL_VERSION, type ClientOrServerMessage } from "./wire.js";
 import { describeError, INTERNAL_ERROR } from "./socket-utils.js";
@@ -17,8 +19,18 @@ import { WsLink } from "./ws-link.js";
 export interface SyncServerOptions {
   /** Our peer id, sent in every `peer` message. */
   peerId: string;
-  /** Our `peer` message's metadata, read at each handshake (e.g. `{ ordoToken }`, our own token). */
-  metadata: () => Record<string, unknown>;
+  /**
+   * Who we are. Our token goes only to clients that send a nonce, with our signature over
+   * it; without `identity.sign`, or with a token not bound to the signing key, we send no
+   * token at all, and Ordo dialers refuse us.
+   */
+  identity: LinkIdentity;
+  /**
+   * Further fields for our `peer` message, read at each handshake. The handshake's own
+   * fields (`ordoSeq`, `ordoToken`, `ordoProof`, `ordoNonce`) cannot be set here.
+   */
+  metadata?: () => ExtraMetadata;
+  /** Checks each client's token, and our own before we present it. */
   verifier: TokenVerifier;
   /** Called once per joined connection; the link is open and authenticated. */
   onLink: (link: PeerLink) => void;
@@ -47,12 +59,16 @@ export interface SyncServerMetrics {
 
 /**
  * The server side of the WebSocket transport, attached to an HTTP server the caller owns.
- * It authenticates each upgrade by token, runs the `join`/`peer` handshake, binds the peer
- * id to the principal, and hands each joined connection to `onLink` as a `PeerLink`.
+ * It authenticates each upgrade by token, runs the `join`/`peer` handshake, requires a
+ * client whose token names a holder key to prove it holds that key (a signature over a
+ * challenge sent on the 101 response), proves its own token to clients that ask (see
+ * `holder-proof.ts`), binds the peer id to the principal, and hands each joined connection
+ * to `onLink` as a `PeerLink`. Bearer tokens (no holder key) are accepted as they are.
  *
  * @example
  * const http = createServer(handleHealthAndMetrics);
- * const sync = new SyncServer({ peerId, metadata: () => ({ ordoToken }), verifier, onLink });
+ * const identity = { token: () => authority.selfToken("relay", DAY), sign: (bytes) => authority.sign(bytes) };
+ * const sync = new SyncServer({ peerId, identity, verifier, onLink });
  * sync.attach(http);
  * http.listen(8080);
  */
@@ -68,6 +84,10 @@ export class SyncServer {
   readonly #metrics = { accepted: 0, messagesRefused: 0, bytesIn: 0, bytesOut: 0 };
   readonly #refused = new Map<string, number>();
   readonly #closedByCode = new Map<string, number>();
+  /** Each upgrade's challenge, from `#authenticate` to the `headers` event that writes it out. */
+  readonly #challenges = new WeakMap<IncomingMessage, string>();
+  /** Whether our current token is bound to our signing key, checked once per token. */
+  #ownToken: { token: string; bound: boolean } | undefined;
   #server: Server | undefined;
   #closing = false;
 
@@ -91,6 +111,10 @@ export class SyncServer {
       this.#logger.info({ error: error.message }, "upgrade refused by ws");
       this.#count(this.#refused, "bad-request");
       refuseUpgrade(socket, 400, { error: "bad request" });
+    });
+    this.#wss.on("headers", (headers, request) => {
+      const challenge = this.#challenges.get(request);
+      if (challenge !== undefined) headers.push(`${CHALLENGE_HEADER}: ${challenge}`);
     });
   }
 
@@ -175,10 +199,13 @@ export class SyncServer {
       this.#count(this.#refused, error.problem);
       return refuseUpgrade(socket, 401, { error: "unauthorized", problem: error.problem });
     }
-    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws, principal, context));
+    // Fresh per connection: a proof signed for one connection is worthless on any other.
+    const challenge = newNonce();
+    this.#challenges.set(request, challenge);
+    this.#wss.handleUpgrade(request, socket, head, (ws) => this.#onConnection(ws, principal, challenge, context));
   }
 
-  #onConnection(socket: WebSocket, principal: Principal, context: Record<string, unknown>): void {
+  #onConnection(socket: WebSocket, principal: Principal, challenge: string, context: Record<string, unknown>): void {
     this.#metrics.accepted += 1;
     this.#sockets.add(socket);
     socket.once("close", () => this.#sockets.delete(socket));
@@ -195,13 +222,13 @@ export class SyncServer {
       onBytes: (direction, bytes) => {
         if (direction === "out") this.#metrics.bytesOut += bytes;
       },
-      onMessage: (message) => this.#onHandshakeMessage(guard, socket, principal, message),
+      onMessage: (message) => this.#onHandshakeMessage(guard, socket, principal, challenge, message),
       onEnd: (end) => this.#onHandshakeEnd(guard, end),
     });
     this.#pending.add(guard);
   }
 
-  #onHandshakeMessage(guard: HandshakeGuard, socket: WebSocket, principal: Principal, message: ClientOrServerMessage): void {
+  #onHandshakeMessage(guard: HandshakeGuard, socket: WebSocket, principal: Principal, challenge: string, message: ClientOrServerMessage): void {
     if (message.type !== "join") return guard.fail(CloseCode.malformedMessage, `expected join, got ${message.type}`, true);
     const { peerId } = this.#options;
     const remotePeerId = message.senderId;
@@ -211,6 +238,16 @@ export class SyncServer {
     };
     if (!message.supportedProtocolVersions.includes(PROTOCOL_VERSION)) {
       return refuse(CloseCode.malformedMessage, "unsupported protocol version");
+    }
+    const nonce = message.peerMetadata["ordoNonce"];
+    if (nonce !== undefined && !isNonce(nonce)) return refuse(CloseCode.malformedMessage, "ordoNonce is not 32 bytes of base64url");
+    // Before the peer id check: a client that cannot prove its token must not displace the holder's link.
+    if (principal.holderKey !== undefined) {
+      const proof = message.peerMetadata["ordoProof"];
+      if (typeof proof !== "string" || !verifyHolderSignature(principal.holderKey, joinProofBytes(challenge, remotePeerId), proof)) {
+        this.#logger.warn({ peer: remotePeerId, user: principal.user, proof: typeof proof === "string" ? "invalid" : "missing" }, "join without proof of the token's holder key");
+        return refuse(CloseCode.unauthenticated, "token holder proof missing or invalid");
+      }
     }
     const holder = this.#links.get(remotePeerId);
     if (remotePeerId === peerId || (holder !== undefined && !samePrincipal(holder.principal, principal))) {
@@ -224,7 +261,7 @@ export class SyncServer {
       type: "peer",
       senderId: peerId,
       targetId: remotePeerId,
-      peerMetadata: { ...this.#options.metadata(), ordoSeq: true },
+      peerMetadata: { ...withoutHandshakeFields(this.#options.metadata?.()), ordoSeq: true, ...(nonce === undefined ? {} : this.#presentSelf(nonce, remotePeerId)) },
       selectedProtocolVersion: PROTOCOL_VERSION,
     });
     const link = new WsLink({
@@ -249,6 +286,34 @@ export class SyncServer {
       this.#logger.error({ link: link.id, error: describeError(error) }, "onLink threw");
       link.close(INTERNAL_ERROR, "internal error");
     }
+  }
+
+  /**
+   * Our token and our signature over the client's nonce, for a client that asked; nothing
+   * when our token is not bound to our signing key: a token we cannot prove is a bearer
+   * token, and handing it to every client is the very leak proofs exist to stop.
+   */
+  #presentSelf(nonce: string, remotePeerId: string): { ordoToken?: string; ordoProof?: string } {
+    const { identity, peerId } = this.#options;
+    const token = identity.token();
+    const sign = identity.sign;
+    if (sign === undefined || !this.#isBound(token, sign)) return {};
+    return { ordoToken: token, ordoProof: sign(peerProofBytes(nonce, peerId, remotePeerId)) };
+  }
+
+  #isBound(token: string, sign: (bytes: Uint8Array) => string): boolean {
+    if (this.#ownToken?.token === token) return this.#ownToken.bound;
+    let bound = false;
+    try {
+      const { holderKey } = this.#options.verifier.verify(token, this.#now());
+      const probe = Buffer.from(`ordo-self-check\n${newNonce()}`, "utf8");
+      bound = holderKey !== undefined && verifyHolderSignature(holderKey, probe, sign(probe));
+    } catch (error) {
+      this.#logger.warn({ error: error instanceof TokenError ? error.problem : describeError(error) }, "our own token does not verify");
+    }
+    if (!bound) this.#logger.warn({}, "our token is not bound to our signing key: we send it to no client, and Ordo dialers refuse this server");
+    this.#ownToken = { token, bound };
+    return bound;
   }
 
   #onHandshakeEnd(guard: HandshakeGuard, end: HandshakeEnd): void {

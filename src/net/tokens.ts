@@ -22,6 +22,12 @@ export interface TokenPayload {
   exp: number;
   /** Random 16 bytes, base64url: what revocation names. */
   jti: string;
+  /**
+   * The holder's Ed25519 public key, base64url (raw 32 bytes, like `iss`): when present the
+   * token is worth nothing without the matching private key, because every handshake asks
+   * its holder to sign a fresh challenge. Required for role `node` (see `Verifier`).
+   */
+  cnf?: string;
 }
 
 /** A token split into its parts, its payload checked for shape but its signature not. */
@@ -38,7 +44,7 @@ export interface ParsedToken {
  */
 export const MAX_TOKEN_LENGTH = 16_384;
 
-const PAYLOAD_KEYS = ["v", "iss", "sub", "role", "courses", "iat", "exp", "jti"] as const;
+const PAYLOAD_KEYS = ["v", "iss", "sub", "role", "courses", "iat", "exp", "jti", "cnf"] as const;
 const PUBLIC_KEY_BYTES = 32;
 const SIGNATURE_BYTES = 64;
 const TOKEN_ID_BYTES = 16;
@@ -62,6 +68,19 @@ export function isPublicKey(text: unknown): text is string {
 export function publicKeyFrom(key: string): KeyObject {
   if (!isPublicKey(key)) throw new TokenError("malformed", "not an Ed25519 public key (base64url of 32 bytes)");
   return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: key }, format: "jwk" });
+}
+
+/**
+ * Whether `signature` (base64url, 64 bytes) is `holderKey`'s Ed25519 signature over `bytes`.
+ * Never throws: a malformed key or signature is simply not a valid proof.
+ */
+export function verifyHolderSignature(holderKey: string, bytes: Uint8Array, signature: string): boolean {
+  if (!isPublicKey(holderKey) || !isBase64url(signature, SIGNATURE_BYTES)) return false;
+  try {
+    return verify(null, bytes, publicKeyFrom(holderKey), Buffer.from(signature, "base64url"));
+  } catch {
+    return false;
+  }
 }
 
 /** Signs `payload` with the issuer's private key. The payload is checked first, as a verifier would. */
@@ -125,6 +144,7 @@ export function principalOf(payload: TokenPayload): Principal {
     tokenId: payload.jti,
     issuer: payload.iss,
     expiresAt: payload.exp * 1000,
+    ...(payload.cnf === undefined ? {} : { holderKey: payload.cnf }),
   };
 }
 
@@ -145,6 +165,8 @@ function checkPayload(value: unknown): asserts value is TokenPayload {
   if (!isSeconds(p.exp)) throw malformed("exp is not a whole number of seconds");
   if (p.exp <= p.iat) throw malformed("exp is not after iat");
   if (!isTokenId(p.jti)) throw malformed("jti is not 16 bytes of base64url");
+  // `"cnf" in p`, not `p.cnf !== undefined`: a JSON null or any other value is refused, not read as absent.
+  if ("cnf" in p && !isPublicKey(p.cnf)) throw malformed("cnf is not an Ed25519 public key");
 }
 
 function isSeconds(value: unknown): value is number {

@@ -48,7 +48,8 @@ export interface VerifierOptions {
 /**
  * The node's `TokenVerifier`: trusts its own authority's key (`authority-key.json`), the keys
  * in `trusted-issuers.json` and `extraIssuers`, and refuses the tokens in
- * `revoked-tokens.json`. The files are re-read when they change, so `ordo trust add` and
+ * `revoked-tokens.json`, and every `node` token that names no holder key (`unbound`). The
+ * files are re-read when they change, so `ordo trust add` and
  * `ordo token revoke` run in another process reach a running node without a restart.
  *
  * @example
@@ -94,6 +95,8 @@ export class Verifier implements TokenVerifier {
     // Trust first: a key nobody trusts is not worth a signature check.
     if (!this.trusts(payload.iss)) throw new TokenError("untrusted", `token issued by ${payload.iss}, which this node does not trust`);
     if (!hasValidSignature(parsed, this.keyObject(payload.iss))) throw new TokenError("forged", "token signature was not made by its issuer's key");
+    // A node token is what a server shows every client: without a holder key, any client could replay it.
+    if (payload.role === "node" && payload.cnf === undefined) throw new TokenError("unbound", "a node token must name its holder's key (cnf); issue it again");
     if (now >= payload.exp * 1000) throw new TokenError("expired", `token expired at ${new Date(payload.exp * 1000).toISOString()}`);
     if (this.revoked.get(this.clock()).has(payload.jti)) throw new TokenError("revoked", `token ${payload.jti} was revoked`);
     return principalOf(payload);

@@ -8,31 +8,53 @@ import { once, EventEmitter } from "node:events";
 import { createServer, type Server } from "node:http";
 import { connect as connectTcp, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
-import { randomBytes } from "node:crypto";
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { WebSocket, type ClientOptions } from "ws";
 import type { DocMessage, PeerLink } from "../../src/net/peer-link.js";
+import { CHALLENGE_HEADER } from "../../src/net/holder-proof.js";
 import { ROLES, TokenError, type Principal, type Role, type TokenVerifier } from "../../src/net/principal.js";
 import { SyncServer, type SyncServerOptions } from "../../src/net/sync-server.js";
 import { decodeFrame, encodeFrame, type ClientOrServerMessage, type PeerMessage } from "../../src/net/wire.js";
 import type { Logger } from "../../src/util/logger.js";
 
 /**
- * Tokens `ok.<user>.<role>[.<expiresAtMs>]` name a principal; anything else is forged.
- * Dots, not colons: a token offered in `Sec-WebSocket-Protocol` must be an HTTP token.
+ * Tokens `ok.<user>.<role>[.<expiresAtMs>[.<holderKey>]]` name a principal (an empty
+ * expiry: an hour from now); anything else is forged. A `node` token without a holder key
+ * is refused as `unbound`, as `Verifier` does. Dots, not colons: a token offered in
+ * `Sec-WebSocket-Protocol` must be an HTTP token.
  */
 export const testVerifier: TokenVerifier = {
   verify(token: string, now = Date.now()): Principal {
-    const [ok, user, role, expires, ...rest] = token.split(".");
+    const [ok, user, role, expires, holderKey, ...rest] = token.split(".");
     if (ok !== "ok" || !user || rest.length > 0) throw new TokenError("forged", "not a test token");
     if (!ROLES.includes(role as Role)) throw new TokenError("malformed", "unknown role");
-    const expiresAt = expires === undefined ? now + 3_600_000 : Number(expires);
+    const expiresAt = expires === undefined || expires === "" ? now + 3_600_000 : Number(expires);
     if (!(expiresAt > now)) throw new TokenError("expired", "token expired");
-    return { user, role: role as Role, courses: ["*"], tokenId: token, issuer: "test-issuer", expiresAt };
+    if (role === "node" && holderKey === undefined) throw new TokenError("unbound", "node token without a holder key");
+    return { user, role: role as Role, courses: ["*"], tokenId: token, issuer: "test-issuer", expiresAt, ...(holderKey === undefined ? {} : { holderKey }) };
   },
 };
 
+/** An Ed25519 key pair as the transport sees one: the public half as tokens name it, and a signer. */
+export interface TestKey {
+  publicKey: string;
+  sign: (bytes: Uint8Array) => string;
+}
+
+export function testKey(): TestKey {
+  const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+  return { publicKey: publicKey.export({ format: "jwk" }).x!, sign: (bytes) => sign(null, bytes, privateKey).toString("base64url") };
+}
+
+/** A test token bound to `key`. */
+export function boundToken(user: string, role: Role, key: TestKey): string {
+  return `ok.${user}.${role}..${key.publicKey}`;
+}
+
 export const SERVER_PEER = "server-peer";
-export const SERVER_TOKEN = "ok.relay.node";
+export const SERVER_KEY = testKey();
+/** The test server's own token: a node token bound to `SERVER_KEY`. */
+export const SERVER_TOKEN = boundToken("relay", "node", SERVER_KEY);
 /** Valid base58 document ids. */
 export const DOC_A = "4NMNnkMhL8jXrdJ9jamS58PAVdXu";
 const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
@@ -93,7 +115,7 @@ export async function startServer(
   const { echo = true, ...rest } = options;
   const sync = new SyncServer({
     peerId: SERVER_PEER,
-    metadata: () => ({ ordoToken: SERVER_TOKEN }),
+    identity: { token: () => SERVER_TOKEN, sign: SERVER_KEY.sign },
     verifier: testVerifier,
     onLink: (link) => {
       links.push(link);
@@ -130,9 +152,10 @@ export function syncMessage(senderId: string, documentId = DOC_A, data = new Uin
   return { type: "sync", senderId, targetId: SERVER_PEER, documentId, data };
 }
 
-export interface TestClient {
+export interface OpenClient {
   ws: WebSocket;
-  peer: PeerMessage;
+  /** The `x-ordo-challenge` of the upgrade response. */
+  challenge: string | undefined;
   send(message: object): void;
   /** The next message from the server, decoded. */
   next(): Promise<ClientOrServerMessage>;
@@ -140,15 +163,39 @@ export interface TestClient {
   closed: Promise<{ code: number; reason: string }>;
 }
 
+export interface TestClient extends OpenClient {
+  peer: PeerMessage;
+}
+
+export interface TestClientOptions {
+  token?: string;
+  peerId?: string;
+  ordoSeq?: boolean;
+  socket?: ClientOptions;
+  protocols?: string[];
+  /** More join metadata, given the server's challenge (for `ordoNonce`, `ordoProof`). */
+  metadata?: (challenge: string | undefined) => Record<string, unknown>;
+}
+
 /** A ws client that joins by hand, to send what a well-behaved client would not. */
-export async function joinClient(
-  url: string,
-  options: { token?: string; peerId?: string; ordoSeq?: boolean; socket?: ClientOptions; protocols?: string[] } = {},
-): Promise<TestClient> {
+export async function joinClient(url: string, options: TestClientOptions = {}): Promise<TestClient> {
+  const client = await openClient(url, options);
+  const peer = await client.next();
+  if (peer.type !== "peer") throw new Error(`expected peer, got ${peer.type}`);
+  return { ...client, peer };
+}
+
+/** A ws client that sends its `join` and waits for nothing: its answer is in `next()` or `closed`. */
+export async function openClient(url: string, options: TestClientOptions = {}): Promise<OpenClient> {
   const { token = "ok.alice.student", peerId = "alice-peer", ordoSeq = false } = options;
   const ws = new WebSocket(url, options.protocols ?? [], {
     headers: options.protocols ? {} : { authorization: `Bearer ${token}` },
     ...options.socket,
+  });
+  let challenge: string | undefined;
+  ws.once("upgrade", (response) => {
+    const header = response.headers[CHALLENGE_HEADER];
+    challenge = typeof header === "string" ? header : undefined;
   });
   const queue: ClientOrServerMessage[] = [];
   const waiters: Array<(message: ClientOrServerMessage) => void> = [];
@@ -171,10 +218,9 @@ export async function joinClient(
     });
   await once(ws, "open");
   const send = (message: object) => ws.send(encodeFrame(message as ClientOrServerMessage));
-  send({ type: "join", senderId: peerId, peerMetadata: ordoSeq ? { ordoSeq: true } : {}, supportedProtocolVersions: ["1"] });
-  const peer = await next();
-  if (peer.type !== "peer") throw new Error(`expected peer, got ${peer.type}`);
-  return { ws, peer, send, next, closed };
+  const peerMetadata = { ...(ordoSeq ? { ordoSeq: true } : {}), ...options.metadata?.(challenge) };
+  send({ type: "join", senderId: peerId, peerMetadata, supportedProtocolVersions: ["1"] });
+  return { ws, challenge, send, next, closed };
 }
 
 /** Sends a sync message and expects it back: the link is alive and honest. */

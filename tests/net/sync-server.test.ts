@@ -4,17 +4,23 @@ import type { PeerCandidatePayload, PeerId } from "@automerge/automerge-repo/sli
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { CloseCode } from "../../src/net/close-codes.js";
+import { joinProofBytes, newNonce, peerProofBytes } from "../../src/net/holder-proof.js";
+import { verifyHolderSignature } from "../../src/net/tokens.js";
 import type { DocMessage, PeerLink } from "../../src/net/peer-link.js";
 import { decodeFrame, encodeFrame, type ClientOrServerMessage } from "../../src/net/wire.js";
 import {
+  boundToken,
   captureLogger,
   DOC_A,
   expectEcho,
   joinClient,
+  openClient,
   rawClient,
   refusedUpgrade,
+  SERVER_KEY,
   SERVER_PEER,
   SERVER_TOKEN,
+  testKey,
   startServer,
   type TestServer,
   serversPerTest,
@@ -27,7 +33,8 @@ describe("the upgrade takes a token from any of its three carriers", () => {
     const server = await setup();
     const client = await joinClient(server.url, { token: "ok.alice.student" });
     expect(client.peer).toMatchObject({ senderId: SERVER_PEER, targetId: "alice-peer", selectedProtocolVersion: "1" });
-    expect(client.peer.type === "peer" && client.peer.peerMetadata).toEqual({ ordoToken: SERVER_TOKEN, ordoSeq: true });
+    // A client that sent no nonce (a stock one) is never shown the server's token.
+    expect(client.peer.type === "peer" && client.peer.peerMetadata).toEqual({ ordoSeq: true });
     await expectEcho(client);
     expect(server.links[0]?.principal).toMatchObject({ user: "alice", role: "student" });
   });
@@ -124,6 +131,116 @@ describe("the join handshake", () => {
   });
 });
 
+describe("proof of possession", () => {
+  /** A join proof for the challenge this connection received. */
+  const proveWith = (sign: (bytes: Uint8Array) => string, peerId = "alice-peer") => (challenge: string | undefined) => ({
+    ordoProof: sign(joinProofBytes(challenge!, peerId)),
+  });
+
+  it("sends a fresh 32-byte challenge on every 101 response", async () => {
+    const server = await setup();
+    const first = await joinClient(server.url);
+    const second = await joinClient(server.url, { token: "ok.bob.student", peerId: "bob-peer" });
+    expect(first.challenge).toMatch(/^[\w-]{43}$/);
+    expect(second.challenge).toMatch(/^[\w-]{43}$/);
+    expect(first.challenge).not.toBe(second.challenge);
+  });
+
+  it("shows its token, signed over the client's nonce, only to a client that sent one", async () => {
+    const server = await setup();
+    const nonce = newNonce();
+    const client = await joinClient(server.url, { metadata: () => ({ ordoNonce: nonce }) });
+    const metadata = client.peer.peerMetadata;
+    expect(metadata).toMatchObject({ ordoSeq: true, ordoToken: SERVER_TOKEN });
+    expect(verifyHolderSignature(SERVER_KEY.publicKey, peerProofBytes(nonce, SERVER_PEER, "alice-peer"), metadata["ordoProof"] as string)).toBe(true);
+    await expectEcho(client);
+  });
+
+  it("shows no token when it cannot prove it: no signer, or a token bound to another key", async () => {
+    for (const identity of [{ token: () => SERVER_TOKEN }, { token: () => SERVER_TOKEN, sign: testKey().sign }, { token: () => "ok.relay.teacher", sign: SERVER_KEY.sign }]) {
+      const server = await setup({ identity });
+      const client = await joinClient(server.url, { metadata: () => ({ ordoNonce: newNonce() }) });
+      expect(client.peer.peerMetadata).toEqual({ ordoSeq: true });
+      await server.close();
+    }
+  });
+
+  it("keeps handshake fields out of the extra metadata", async () => {
+    const server = await setup({ metadata: () => ({ storageId: "relay-storage", ...({ ordoToken: "leak", ordoSeq: false } as object) }) });
+    const client = await joinClient(server.url);
+    expect(client.peer.peerMetadata).toEqual({ storageId: "relay-storage", ordoSeq: true });
+  });
+
+  it("refuses (unauthenticated) a server token replayed by a party without its key, whatever proof it adds", async () => {
+    const server = await setup();
+    const nonce = newNonce();
+    const victim = await joinClient(server.url, { peerId: "victim-peer", metadata: () => ({ ordoNonce: nonce }) });
+    const stolen = victim.peer.peerMetadata["ordoToken"] as string;
+    const stolenProof = victim.peer.peerMetadata["ordoProof"] as string;
+    expect(stolen).toBe(SERVER_TOKEN);
+    const thief = testKey();
+    const attempts: Array<[string, (challenge: string | undefined) => Record<string, unknown>]> = [
+      ["no proof", () => ({})],
+      ["a proof by the thief's own key", proveWith(thief.sign, "thief-peer")],
+      ["the server's own peer proof", () => ({ ordoProof: stolenProof })],
+      ["a proof that is not a string", () => ({ ordoProof: 42 })],
+    ];
+    for (const [name, metadata] of attempts) {
+      const thiefClient = await openClient(server.url, { token: stolen, peerId: "thief-peer", metadata });
+      expect(await thiefClient.next(), name).toMatchObject({ type: "error", message: "token holder proof missing or invalid" });
+      expect(await thiefClient.closed, name).toMatchObject({ code: CloseCode.unauthenticated });
+    }
+    expect(server.sync.links().map((link) => link.remotePeerId)).toEqual(["victim-peer"]);
+    expect(server.sync.metrics().closedByCode[String(CloseCode.unauthenticated)]).toBe(attempts.length);
+  });
+
+  it("joins a client that proves its key-bound token, and gives the link the holder key", async () => {
+    const key = testKey();
+    const server = await setup();
+    const client = await joinClient(server.url, { token: boundToken("laptop", "node", key), metadata: proveWith(key.sign) });
+    await expectEcho(client);
+    expect(server.links[0]?.principal).toMatchObject({ user: "laptop", role: "node", holderKey: key.publicKey });
+  });
+
+  it("refuses (unauthenticated) a key-bound token with a missing or wrong proof", async () => {
+    const key = testKey();
+    const server = await setup();
+    const token = boundToken("laptop", "node", key);
+    // A bearer client's connection, whose challenge the proof below is made for.
+    const otherChallenge = (await openClient(server.url, { peerId: "other-peer" })).challenge!;
+    const wrong: Array<[string, (challenge: string | undefined) => Record<string, unknown>]> = [
+      ["missing", () => ({})],
+      ["another key", proveWith(testKey().sign)],
+      ["another peer id", proveWith(key.sign, "someone-else")],
+      ["another connection's challenge", () => ({ ordoProof: key.sign(joinProofBytes(otherChallenge, "alice-peer")) })],
+      ["garbage", () => ({ ordoProof: "AAAA" })],
+    ];
+    for (const [name, metadata] of wrong) {
+      const client = await openClient(server.url, { token, metadata });
+      expect((await client.closed).code, name).toBe(CloseCode.unauthenticated);
+    }
+    expect(server.sync.links().map((link) => link.remotePeerId)).toEqual(["other-peer"]);
+  });
+
+  it("does not let an unproven join displace the holder's link", async () => {
+    const key = testKey();
+    const server = await setup();
+    const token = boundToken("laptop", "node", key);
+    const holder = await joinClient(server.url, { token, peerId: "laptop-peer", metadata: proveWith(key.sign, "laptop-peer") });
+    const replay = await openClient(server.url, { token, peerId: "laptop-peer" });
+    expect((await replay.closed).code).toBe(CloseCode.unauthenticated);
+    await expectEcho(holder, "laptop-peer");
+  });
+
+  it("refuses a join whose ordoNonce is not 32 bytes of base64url", async () => {
+    const server = await setup();
+    for (const ordoNonce of ["short", 42, `${newNonce()}A`]) {
+      const client = await openClient(server.url, { metadata: () => ({ ordoNonce }) });
+      expect((await client.closed).code, String(ordoNonce)).toBe(CloseCode.malformedMessage);
+    }
+  });
+});
+
 describe("a stock automerge-repo client", () => {
   it("joins with ?token= and exchanges document messages both ways", async () => {
     const server = await setup({ echo: false });
@@ -132,7 +249,10 @@ describe("a stock automerge-repo client", () => {
     const candidate = new Promise<PeerCandidatePayload>((resolve) => adapter.once("peer-candidate", resolve));
     const linked = server.nextLink();
     adapter.connect("stock-peer" as PeerId, {});
-    expect(await candidate).toMatchObject({ peerId: SERVER_PEER, peerMetadata: { ordoToken: SERVER_TOKEN } });
+    const { peerId, peerMetadata } = await candidate;
+    expect(peerId).toBe(SERVER_PEER);
+    // It sent no nonce: it gets no token to replay.
+    expect(peerMetadata).not.toHaveProperty("ordoToken");
     const link: PeerLink = await linked;
     expect(link.remotePeerId).toBe("stock-peer");
 

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Authority, AUTHORITY_KEY_FILE, writeFileAtomic } from "../../src/net/authority.js";
 import { TokenError, type TokenProblem } from "../../src/net/principal.js";
-import { decodeToken, issuerOf, MAX_TOKEN_LENGTH, newTokenId, TOKEN_PREFIX, type TokenPayload } from "../../src/net/tokens.js";
+import { decodeToken, issuerOf, MAX_TOKEN_LENGTH, newTokenId, TOKEN_PREFIX, verifyHolderSignature, type TokenPayload } from "../../src/net/tokens.js";
 import { listRevocations, listTrustedIssuers, REVOKED_TOKENS_FILE, revokeToken, TRUSTED_ISSUERS_FILE, trustIssuer, Verifier } from "../../src/net/trust.js";
 import { makeTempDir } from "../../src/testing/temp-dir.js";
 import { OrdoError } from "../../src/util/errors.js";
@@ -89,6 +89,60 @@ describe("issuing and verifying", () => {
     expect(() => issue({ ttlMs: 500 })).toThrow(/at least one second/);
     expect(() => issue({ ttlMs: Number.NaN })).toThrow(/at least one second/);
     expect(() => issue({ role: "admin" as never })).toThrow(/unknown role/);
+    expect(() => issue({ role: "node", courses: ["*"] })).toThrow(/bound to its holder's key/);
+    expect(() => issue({ holderKey: "not-a-key" })).toThrow(/holder key is not an Ed25519 public key/);
+  });
+});
+
+describe("holder keys (proof of possession)", () => {
+  it("binds a self-issued node token to the authority's own key", () => {
+    const { authority, verifier } = setup();
+    const self = authority.selfToken("relay-1", HOUR, T0);
+    expect(decodeToken(self).cnf).toBe(authority.publicKey);
+    expect(verifier.verify(self).holderKey).toBe(authority.publicKey);
+  });
+
+  it("binds an issued token to the holder key it is given, and leaves a bearer token unbound", () => {
+    const { verifier, issue } = setup();
+    const holder = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" }).x!;
+    const bound = issue({ role: "node", courses: ["*"], holderKey: holder });
+    expect(decodeToken(bound).cnf).toBe(holder);
+    expect(verifier.verify(bound)).toMatchObject({ role: "node", holderKey: holder });
+    const bearer = verifier.verify(issue({ role: "student" }));
+    expect(bearer).not.toHaveProperty("holderKey");
+    expect(decodeToken(issue())).not.toHaveProperty("cnf");
+  });
+
+  it("refuses a properly signed node token that names no holder key as unbound", () => {
+    const { verifier, signRaw, payload } = setup();
+    const unbound = signRaw({ ...payload(), sub: "relay-1", role: "node", courses: ["*"] });
+    expect(problemOf(() => verifier.verify(unbound))).toBe("unbound");
+    expect(() => verifier.verify(unbound)).toThrow(expect.objectContaining({ code: "ORDO_TOKEN_UNBOUND" }));
+    // Other roles stay valid as bearer tokens: stock clients and browsers have no key.
+    expect(problemOf(() => verifier.verify(signRaw({ ...payload(), role: "student" })))).toBe("accepted");
+  });
+
+  it("refuses a cnf that is not an Ed25519 public key", () => {
+    const { authority, verifier, signRaw, payload } = setup();
+    for (const cnf of [null, "", "abc", 42, `${authority.publicKey}=`, authority.publicKey.slice(1), [authority.publicKey]]) {
+      expect(problemOf(() => verifier.verify(signRaw({ ...payload(), cnf }))), JSON.stringify(cnf)).toBe("malformed");
+    }
+    expect(problemOf(() => verifier.verify(signRaw({ ...payload(), cnf: authority.publicKey })))).toBe("accepted");
+  });
+
+  it("verifies the authority's signatures under its public key, and nothing else", () => {
+    const { authority } = setup();
+    const bytes = new TextEncoder().encode("ordo-join\nchallenge\npeer");
+    const signature = authority.sign(bytes);
+    expect(signature).toMatch(/^[A-Za-z0-9_-]{86}$/);
+    expect(verifyHolderSignature(authority.publicKey, bytes, signature)).toBe(true);
+    expect(verifyHolderSignature(authority.publicKey, new TextEncoder().encode("ordo-join\nchallenge\nother"), signature)).toBe(false);
+    const otherKey = generateKeyPairSync("ed25519").publicKey.export({ format: "jwk" }).x!;
+    expect(verifyHolderSignature(otherKey, bytes, signature)).toBe(false);
+    for (const bad of ["", "not base64url!", signature.slice(2), `${signature}A`]) {
+      expect(verifyHolderSignature(authority.publicKey, bytes, bad), bad).toBe(false);
+    }
+    expect(verifyHolderSignature("not-a-key", bytes, signature)).toBe(false);
   });
 });
 
