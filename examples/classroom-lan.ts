@@ -40,8 +40,11 @@ try {
   // Each student's laptop starts empty, with a token the teacher's authority issued.
   const authority = Authority.open(teacherDir);
   for (const student of students) {
-    const token = authority.issue({ user: student.url, role: "student", courses: [course], ttlMs: 3_600_000 });
-    const node = await SyncNode.start({ dataDir: tempDir("student"), create: true, token, ...LAN });
+    // The token names the device's own key, so it is worthless to anyone who copies it.
+    const dataDir = tempDir("student");
+    const holderKey = Authority.open(dataDir).publicKey;
+    const token = authority.issue({ user: student.url, role: "student", courses: [course], ttlMs: 3_600_000, holderKey });
+    const node = await SyncNode.start({ dataDir, create: true, token, ...LAN });
     nodes.push({ name: student.name, node });
     watchLinks(node);
   }

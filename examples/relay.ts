@@ -29,12 +29,17 @@ try {
   // The roster lives on the relay; the relay's authority issues both tokens.
   const { course, teacherUser, studentUser } = await createCourse(relay.engine.docs);
   const authority = Authority.open(relayDir);
-  const issue = (user: DocUrl, role: "teacher" | "student") => authority.issue({ user, role, courses: [course], ttlMs: 3_600_000 });
+  // Each token names the laptop's own key, so it is worthless to anyone who copies it.
+  const laptop = (user: DocUrl, role: "teacher" | "student") => {
+    const dataDir = tempDir(role);
+    const token = authority.issue({ user, role, courses: [course], ttlMs: 3_600_000, holderKey: Authority.open(dataDir).publicKey });
+    return { dataDir, token };
+  };
 
   // Both laptops start empty and neither listens: all they do is dial the relay.
-  const teacher = await SyncNode.start({ dataDir: tempDir("teacher"), create: true, token: issue(teacherUser, "teacher"), relay: relayUrl, discovery: false });
+  const teacher = await SyncNode.start({ ...laptop(teacherUser, "teacher"), create: true, relay: relayUrl, discovery: false });
   nodes.push(teacher);
-  const student = await SyncNode.start({ dataDir: tempDir("student"), create: true, token: issue(studentUser, "student"), relay: relayUrl, discovery: false });
+  const student = await SyncNode.start({ ...laptop(studentUser, "student"), create: true, relay: relayUrl, discovery: false });
   nodes.push(student);
 
   // The teacher publishes an assignment; it reaches the student's SQL tables through the relay.

@@ -75,8 +75,13 @@ export function readCatalogEntries(doc: unknown): CatalogEntry[] {
 
 export function validateCatalog(doc: unknown): string[] {
   const root = doc as Record<string, unknown>;
-  const course = root.course instanceof A.ImmutableString ? root.course.val : root.course;
-  return isDocUrl(course) ? [] : ["course: expected a document URL"];
+  const text = (v: unknown) => (v instanceof A.ImmutableString ? v.val : v);
+  const errors: string[] = [];
+  if (!isDocUrl(text(root.course))) errors.push("course: expected a document URL");
+  const audience = text(root.audience);
+  const student = typeof audience === "string" && audience.startsWith("student:") ? audience.slice("student:".length) : null;
+  if (!(audience === "course" || audience === "staff" || isDocUrl(student))) errors.push("audience: expected course, staff or student:<user url>");
+  return errors;
 }
 
 export function catalogInfo(doc: unknown): { course: DocUrl; audience: string } {

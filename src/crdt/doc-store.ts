@@ -17,7 +17,7 @@ import { DocCache, type LiveDoc } from "./doc-cache.js";
 import { GroupCommit, type WriteBatch } from "./group-commit.js";
 import { headsKey, incrementalKey, loadFromChunks, shouldCompact, snapshotKey } from "./doc-chunks.js";
 import type { DocRecord, DocStorage, RecordQuery } from "./doc-storage.js";
-import { docUrlOf, documentIdOf, externalDocUrl, newDocUrl, type DocUrl, type DocumentId, type ExternalIdentity } from "./ids.js";
+import { docUrlOf, documentIdOf, externalDocUrl, isDocUrl, newDocUrl, type DocUrl, type DocumentId, type ExternalIdentity } from "./ids.js";
 import { placementOf, type Audience } from "./schema/audience.js";
 import {
   draftOf,
@@ -108,6 +108,8 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   #catalogEdits = new Map<DocUrl, PartitionEdits>();
   readonly #writes: GroupCommit;
   readonly #maintainsCatalog: (course: DocUrl, audience: Audience) => boolean;
+  /** Who must also accept a document's queued changes (see `receiveSyncMessage`). */
+  readonly #queuedAdmits = new Map<DocumentId, AdmitChanges>();
   #closed = false;
 
   constructor(options: DocStoreOptions) {
@@ -356,18 +358,29 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
           discard(candidate);
           throw new OrdoError("ORDO_BAD_CHANGES", `a sync message for ${url} could not be read`, { cause });
         }
+        const queued = this.#queuedAdmits.get(id);
         if (headsKey(next) === headsKey(base)) {
-          if (A.getMissingDeps(next, []).length === 0) return discard(next);
-          // Changes waiting for one they depend on stay with the live copy, as Automerge keeps
-          // them: the sender counts them as sent, and the reply asks only for what is missing.
-          this.#cache.set(id, live ? { ...live, doc: next } : { doc: next, chunkKeys: [], snapshotBytes: 0, incrementalBytes: 0, degraded: false });
+          // Nothing new applies. Changes waiting for one they depend on (Automerge's queue) are
+          // kept with the live copy, as Automerge keeps them, since the sender counts them as
+          // sent; whoever queued them must also accept the result they lead to. A store that
+          // had none of the document cannot have made a peer skip a change, so it keeps none.
+          if (A.getMissingDeps(next, []).length === 0 || !live || !previous) return discard(next);
+          this.#queuedAdmits.set(id, queued ? (n, p) => queued(n, p) && admit(n, p) : admit);
+          this.#cache.set(id, { ...live, doc: next });
           A.free(base);
           return null;
         }
-        if (!admit(this.#describe(id, next, previous), previous)) {
+        const described = this.#describe(id, next, previous);
+        if (!admit(described, previous) || (queued !== undefined && !queued(described, previous))) {
           receipt = { state, status: "refused" };
+          if (queued) {
+            // The queue led somewhere its sender may not go: drop it with the live copy.
+            this.#queuedAdmits.delete(id);
+            this.#cache.delete(id);
+          }
           return discard(next);
         }
+        if (A.getMissingDeps(next, []).length === 0) this.#queuedAdmits.delete(id);
         replaced = base;
         return next;
       });
@@ -556,12 +569,15 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     const updatedAt = isoNow(this.#clock);
     if (kindOf(doc) === CATALOG_KIND) {
       const errors = validateCatalog(doc);
-      const info = errors.length === 0 ? catalogInfo(doc) : { course: null, audience: "staff" };
+      // A partition lives only at the URL its course and audience derive: anything else is a squatter.
+      if (errors.length === 0 && catalogUrl(catalogInfo(doc).course, catalogInfo(doc).audience as Audience) !== url) errors.push("not at the URL of the partition it names");
+      const info = errors.length === 0 ? catalogInfo(doc) : { course: previous?.course ?? null, audience: "staff" };
       return { id, kind: CATALOG_KIND, course: info.course, audience: info.audience, owner: null, heads, deleted: false, status: errors.length ? "invalid" : "ok", problem: errors.join("; ") || null, updatedAt };
     }
     const verdict = validateDocument(doc);
     if (!verdict.ok) {
-      return { id, kind: String(kindOf(doc) ?? previous?.kind ?? "unknown"), course: previous?.course ?? null, audience: previous?.audience ?? "staff", owner: previous?.owner ?? null, heads, deleted: previous?.deleted ?? false, status: "invalid", problem: verdict.errors.join("; "), updatedAt };
+      // Staff-only, in the course it names if it names one: its staff can still see it and heal it.
+      return { id, kind: String(kindOf(doc) ?? previous?.kind ?? "unknown"), course: previous?.course ?? namedCourse(root), audience: previous?.audience ?? "staff", owner: previous?.owner ?? null, heads, deleted: previous?.deleted ?? false, status: "invalid", problem: verdict.errors.join("; "), updatedAt };
     }
     const entity = readEntity(url, doc);
     const placement = placementOf(entity);
@@ -640,6 +656,12 @@ interface PartitionEdits {
 function entityOf<K extends Kind>(record: DocRecord | null): Entity<K> {
   if (!record?.view) throw new OrdoError("ORDO_INTERNAL", "a written entity has no view");
   return (JSON.parse(record.view) as DocView).entity as Entity<K>;
+}
+
+/** The course a document says it belongs to, if that is a document URL. */
+function namedCourse(root: Record<string, unknown>): DocUrl | null {
+  const course = root.course instanceof A.ImmutableString ? root.course.val : root.course;
+  return isDocUrl(course) ? course : null;
 }
 
 function kindOf(doc: A.Doc<unknown>): string | undefined {

@@ -29,6 +29,8 @@ export class NodeIdentity {
     principal: Principal,
     /** Set when the node signs its own token, so it can renew it. */
     readonly authority: Authority | null,
+    /** The node's own key pair (the same file as its authority key). */
+    private readonly key: Authority,
     readonly name: string,
   ) {
     this.#token = token;
@@ -46,15 +48,30 @@ export class NodeIdentity {
     const extraIssuers = [...(options.trust ?? []), ...(given ? [issuerOf(given)] : [])];
     const verifier = Verifier.open(dataDir, { extraIssuers, logger: options.logger });
     const name = options.name ?? `node-${peerId}`;
-    const authority = given ? null : Authority.open(dataDir);
-    const token = given ?? authority!.selfToken(name, SELF_TOKEN_TTL_MS);
+    // Every node has a key: it proves the node holds its token (a token names its holder's
+    // key), and it signs the node's own token when no one else issued one.
+    const key = Authority.open(dataDir);
+    const token = given ?? key.selfToken(name, SELF_TOKEN_TTL_MS);
     let principal: Principal;
     try {
       principal = verifier.verify(token);
     } catch (error) {
       throw new OrdoError("ORDO_BAD_IDENTITY", `this node's own token is not valid: ${(error as Error).message}`, { cause: error });
     }
-    return new NodeIdentity(peerId, verifier, token, principal, authority, name);
+    if (principal.holderKey !== undefined && principal.holderKey !== key.publicKey) {
+      throw new OrdoError("ORDO_BAD_IDENTITY", `this node's token is bound to another key than this node's (${key.publicKey}); issue it with --key ${key.publicKey}`);
+    }
+    return new NodeIdentity(peerId, verifier, token, principal, given ? null : key, key, name);
+  }
+
+  /** Signs for the handshake with the key the token names. */
+  sign(bytes: Uint8Array): string {
+    return this.key.sign(bytes);
+  }
+
+  /** Whether the token names this node's key, so it is worthless to anyone who copies it. */
+  get keyBound(): boolean {
+    return this.#principal.holderKey === this.key.publicKey;
   }
 
   get principal(): Principal {

@@ -192,7 +192,6 @@ export class SyncNode {
     return new PeerDialer({
       ...this.#linkOptions(),
       url,
-      token: () => this.identity.token(),
       createSocket: ca ? (target, options) => new WebSocket(target, { ...options, ca }) : undefined,
     });
   }
@@ -201,8 +200,8 @@ export class SyncNode {
   #linkOptions() {
     return {
       peerId: this.peerId,
-      // Our token travels in our `join` or `peer` message, so the other side knows who we are too.
-      metadata: () => ({ ordoToken: this.identity.token() }),
+      // Our token, and our signature over the other side's challenge with the key it names.
+      identity: { token: () => this.identity.token(), sign: (bytes: Uint8Array) => this.identity.sign(bytes) },
       verifier: this.identity.verifier,
       limits: this.options.limits,
       logger: this.logger,
@@ -252,6 +251,11 @@ export class SyncNode {
   /** Both ends see each other: only the one with the smaller peer id dials, so a pair has one link. */
   #lanPeerFound(peer: LanPeer): void {
     if (this.#closed || peer.peerId <= this.peerId) return;
+    // A token not bound to this node's key is a secret: it is shown only to servers named on purpose.
+    if (!this.identity.keyBound) {
+      this.logger.warn({ peer: peer.peerId }, "not dialing a LAN peer with a token not bound to this node's key; it may dial us");
+      return;
+    }
     this.logger.info({ peer: peer.peerId, host: peer.host, port: peer.port }, "found a classmate on the LAN");
     const url = `ws://${peer.host}:${peer.port}`;
     const key = `lan:${peer.peerId}:${url}`;

@@ -18,8 +18,6 @@ export type CoursesOf = (user: string) => ReadonlySet<string>;
 /** Kinds a student may write, when the document is theirs. */
 const STUDENT_WRITES = new Set(["submission", "post"]);
 
-const CATALOG = "catalog";
-
 function isStaff(principal: Principal): boolean {
   return principal.role === "teacher" || principal.role === "ta" || principal.role === "node";
 }
@@ -54,9 +52,10 @@ export function canRead(principal: Principal, doc: DocPlacement, coursesOf: Cour
 }
 
 /**
- * Whether a principal may write a document. Staff write everything in their courses;
- * a student writes only their own submissions and posts (and their own catalog partition,
- * which lists them); observers write nothing; nobody but staff writes a grade.
+ * Whether a principal may write a document. Staff write everything in their courses (the
+ * catalog partitions included: they list grades, which a student must not hide); a student
+ * writes only their own submissions and posts; observers write nothing; nobody but staff
+ * writes a grade.
  */
 export function canWrite(principal: Principal, doc: DocPlacement, coursesOf: CoursesOf): boolean {
   // Staff bring new users in before their enrollments arrive: a user enrolled nowhere yet is theirs to write.
@@ -64,6 +63,5 @@ export function canWrite(principal: Principal, doc: DocPlacement, coursesOf: Cou
   if (!canRead(principal, doc, coursesOf)) return false;
   if (isStaff(principal)) return true;
   if (principal.role !== "student" || doc.status !== "ok") return false;
-  if (doc.kind === CATALOG) return doc.audience === `student:${principal.user}`;
   return STUDENT_WRITES.has(doc.kind) && doc.owner === principal.user;
 }

@@ -17,6 +17,12 @@ export interface LinkSyncContext {
   coursesOf: CoursesOf;
   /** Sync states with this remote peer, kept across its reconnections (reset in flight by the caller). */
   states: Map<DocumentId, A.SyncState>;
+  /**
+   * Documents this remote refused our changes to (it closed a link with `forbiddenWrite`
+   * naming them): say, a submission since given to another student. Not offered to it again,
+   * or every reconnection would end the same way.
+   */
+  refused: ReadonlySet<DocumentId>;
   clock: Clock;
   logger: Logger;
   /** Called when the link's pending counts or settledness change. */
@@ -46,6 +52,9 @@ export interface LinkProgress {
  * never says when it has made its first offers, and until they arrive an empty queue proves nothing.
  */
 export const QUIET_MS = 300;
+
+/** The close reason of a `forbiddenWrite` close, followed by the document's id. */
+export const FORBIDDEN_WRITE_REASON = "forbidden write: ";
 
 /**
  * Automerge's per-document sync over one authenticated link, with the access policy applied
@@ -152,8 +161,8 @@ export class LinkSync {
    * document offers it, and the receiving side's read-only sync state keeps the rest one-way.
    */
   #travels(record: DocRecord): boolean {
-    const { local, coursesOf } = this.#ctx;
-    return canRead(this.remote, record, coursesOf) && canWrite(local, record, coursesOf);
+    const { local, coursesOf, refused } = this.#ctx;
+    return !refused.has(record.id) && canRead(this.remote, record, coursesOf) && canWrite(local, record, coursesOf);
   }
 
   #active(): void {
@@ -212,6 +221,8 @@ export class LinkSync {
     const record = await store.record(url);
     if (record ? !canRead(this.remote, record, this.#ctx.coursesOf) : !asReply) return;
     const { state, message, behind } = await store.generateSyncMessage(url, this.#stateFor(id, record));
+    // A link replaced meanwhile must not overwrite the states its successor resumed from.
+    if (this.#link.closed) return;
     states.set(id, state);
     // A document we do not have yet, offered by the peer, is unsettled until it arrives.
     this.#noteHeads(id, state, record?.heads ?? "", behind);
@@ -262,6 +273,7 @@ export class LinkSync {
       this.#send({ type: "doc-unavailable", documentId: id });
       return;
     }
+    if (this.#link.closed) return;
     this.#ctx.states.set(id, receipt.state);
     await this.#sendSync(url, true);
   }
@@ -271,10 +283,17 @@ export class LinkSync {
    * node does not have (from an empty document), so the answer tells nothing of it.
    */
   #answerAsIfAbsent(id: DocumentId, data: Uint8Array): void {
-    const empty = A.init();
-    const [received, state] = A.receiveSyncMessage(empty, A.initSyncState(), data);
-    const [, reply] = A.generateSyncMessage(received, state);
-    A.free(received);
+    let doc = A.init();
+    let reply: Uint8Array | null;
+    try {
+      let state: A.SyncState;
+      [doc, state] = A.receiveSyncMessage(doc, A.initSyncState(), data);
+      [, reply] = A.generateSyncMessage(doc, state);
+    } catch (cause) {
+      throw new OrdoError("ORDO_BAD_CHANGES", "unreadable sync message", { cause });
+    } finally {
+      A.free(doc);
+    }
     if (reply) this.#send({ type: "sync", documentId: id, data: reply });
   }
 
@@ -289,9 +308,10 @@ export class LinkSync {
     return next.kind === "user" && next.course === null && canWrite(this.remote, next, coursesOf);
   }
 
+  /** Closes the link over changes the peer may not write, naming the document so an honest peer stops offering it. */
   #refuseWrite(url: DocUrl): void {
     this.#ctx.logger.warn({ peer: this.#link.remotePeerId, user: this.remote.user, doc: url }, "refused changes the peer may not write");
-    this.#link.close(CloseCode.forbiddenWrite, "changes to a document this principal may not write");
+    this.#link.close(CloseCode.forbiddenWrite, `${FORBIDDEN_WRITE_REASON}${documentIdOf(url)}`);
   }
 
   /** Tracks whether the peer's heads, as its last message said, are ours. */

@@ -8,8 +8,12 @@ import type { Principal } from "../net/principal.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { canRead, type CoursesOf } from "./access-policy.js";
-import { LinkSync } from "./link-sync.js";
+import { FORBIDDEN_WRITE_REASON, LinkSync } from "./link-sync.js";
+import { CloseCode } from "../net/close-codes.js";
 import { Roster } from "./roster.js";
+
+/** Peers whose sync states are kept after they disconnect, so they resume where they left off. */
+const MAX_REMEMBERED_PEERS = 256;
 
 export interface ReplicatorOptions {
   store: DocStore;
@@ -60,6 +64,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   readonly #roster = new Roster();
   readonly #links = new Map<PeerLink, { sync: LinkSync; connectedAt: Date }>();
   readonly #states = new Map<string, Map<DocumentId, A.SyncState>>();
+  readonly #refused = new Map<string, Set<DocumentId>>();
   readonly #onChange = (change: DocChange) => void this.#documentChanged(change);
   #started = false;
 
@@ -90,11 +95,13 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   /** Starts replicating over a link that its transport has authenticated. */
   addLink(link: PeerLink): void {
     const states = this.#statesFor(link.remotePeerId);
+    const refused = this.#refusedBy(link.remotePeerId);
     const sync = new LinkSync(link, {
       store: this.#store,
       local: this.#identity,
       coursesOf: this.coursesOf,
       states,
+      refused,
       clock: this.#clock,
       logger: this.#logger,
       onProgress: () => this.#report(link),
@@ -102,6 +109,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     this.#links.set(link, { sync, connectedAt: this.#clock() });
     link.once("close", ({ code, reason }) => {
       this.#logger.info({ peer: link.remotePeerId, user: link.principal.user, code, reason }, "peer disconnected");
+      if (code === CloseCode.forbiddenWrite && reason.startsWith(FORBIDDEN_WRITE_REASON)) refused.add(reason.slice(FORBIDDEN_WRITE_REASON.length) as DocumentId);
       this.#report(link);
       this.#links.delete(link);
     });
@@ -146,11 +154,27 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     this.#store.off("doc-changed", this.#onChange);
   }
 
+  #refusedBy(peerId: string): Set<DocumentId> {
+    let refused = this.#refused.get(peerId);
+    if (!refused) {
+      refused = new Set();
+      this.#refused.set(peerId, refused);
+    }
+    return refused;
+  }
+
   #statesFor(peerId: string): Map<DocumentId, A.SyncState> {
     let states = this.#states.get(peerId);
-    if (!states) {
-      states = new Map();
-      this.#states.set(peerId, states);
+    if (!states) states = new Map();
+    // Most recently connected last; peers long gone are forgotten (stock clients pick a new id each time).
+    this.#states.delete(peerId);
+    this.#states.set(peerId, states);
+    const connected = new Set([...this.#links.keys()].map((link) => link.remotePeerId));
+    for (const known of this.#states.keys()) {
+      if (this.#states.size <= MAX_REMEMBERED_PEERS) break;
+      if (connected.has(known) || known === peerId) continue;
+      this.#states.delete(known);
+      this.#refused.delete(known);
     }
     // A new connection: keep what both sides are known to share, forget what was in flight.
     for (const [id, state] of states) states.set(id, A.decodeSyncState(A.encodeSyncState(state)));

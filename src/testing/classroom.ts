@@ -29,15 +29,17 @@ export class TestClassroom {
     return classroom;
   }
 
-  /** A token signed by the authority node's key. */
-  token(user: string, role: Role, ttlMs = 3_600_000): string {
-    return Authority.open(this.authority.engine.dataDir).issue({ user, role, courses: role === "node" ? ["*"] : [this.course], ttlMs });
+  /** A token signed by the authority node's key; bound to `holderKey` when given, a bearer token otherwise. */
+  token(user: string, role: Role, options: { ttlMs?: number; holderKey?: string } = {}): string {
+    const { ttlMs = 3_600_000, holderKey } = options;
+    return Authority.open(this.authority.engine.dataDir).issue({ user, role, courses: role === "node" ? ["*"] : [this.course], ttlMs, holderKey });
   }
 
-  /** A fresh node for `user`, presenting a token the authority issued. */
+  /** A fresh node for `user`, presenting a token the authority issued for that node's key. */
   async join(user: string, role: Role, extra: Partial<SyncNodeOptions> = {}): Promise<SyncNode> {
     const temp = makeTempDir(`ordo-${role}-`);
-    const node = await SyncNode.start({ dataDir: temp.dir, create: true, listen: { port: 0 }, discovery: false, token: this.token(user, role), ...extra });
+    const holderKey = Authority.open(temp.dir).publicKey;
+    const node = await SyncNode.start({ dataDir: temp.dir, create: true, listen: { port: 0 }, discovery: false, token: this.token(user, role, { holderKey }), ...extra });
     this.nodes.push(node);
     this.#dirs.push(temp.remove);
     return node;

@@ -1,3 +1,4 @@
+import { CHALLENGE_HEADER } from "../net/holder-proof.js";
 import { EventEmitter } from "node:events";
 import { createServer, STATUS_CODES, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -125,10 +126,21 @@ export class FaultProxy extends EventEmitter<FaultProxyEvents> {
       upstream.terminate();
       socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     });
+    // The server's challenge must reach the client, which signs it in its join.
+    let challenge: string | undefined;
+    upstream.once("upgrade", (response) => {
+      const value = response.headers[CHALLENGE_HEADER];
+      challenge = typeof value === "string" ? value : undefined;
+    });
     upstream.once("open", () => {
       upstream.off("error", refuse);
       if (socket.destroyed) return upstream.terminate();
+      const passChallenge = (headers: string[], upgraded: IncomingMessage) => {
+        if (upgraded === request && challenge) headers.push(`${CHALLENGE_HEADER}: ${challenge}`);
+      };
+      this.#wss.on("headers", passChallenge);
       this.#wss.handleUpgrade(request, socket, head, (client) => this.#pair(client, upstream));
+      this.#wss.off("headers", passChallenge);
     });
   }
 

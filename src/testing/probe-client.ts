@@ -43,7 +43,7 @@ export class ProbeClient {
    * rejects with the HTTP status when the upgrade is refused, or the close code when the
    * join is.
    */
-  static async connect(url: string, options: { token?: string; carrier?: TokenCarrier; peerId?: string } = {}): Promise<ProbeClient> {
+  static async connect(url: string, options: { token?: string; carrier?: TokenCarrier; peerId?: string; joinMetadata?: Record<string, unknown> } = {}): Promise<ProbeClient> {
     const peerId = options.peerId ?? `probe-${Math.random().toString(36).slice(2)}`;
     const carrier = options.carrier ?? "header";
     const target = new URL(url);
@@ -57,7 +57,7 @@ export class ProbeClient {
       socket.once("error", reject);
     });
     const client = new ProbeClient(socket, peerId);
-    client.send({ type: "join", senderId: peerId, peerMetadata: {}, supportedProtocolVersions: ["1"] });
+    client.send({ type: "join", senderId: peerId, peerMetadata: options.joinMetadata ?? {}, supportedProtocolVersions: ["1"] });
     const peer = await client.waitFor((m) => m.type === "peer" || m.type === "error", 5_000);
     if (peer?.type !== "peer") {
       const closed = await client.closed;

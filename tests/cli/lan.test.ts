@@ -48,10 +48,12 @@ describe("two `ordo serve` processes on one LAN", () => {
     temps.push(teacher.remove, student.remove);
     await serve(["--data", teacher.dir, "--seed-demo"]);
     const course = externalDocUrl("course", { system: DEMO_SYSTEM, id: "1/course" });
-    const token = ordo(["token", "issue", "--data", teacher.dir, "--user", demoUser("student", 0), "--course", course, "--role", "student"]).trim();
+    ordo(["init", "--data", student.dir]);
+    // The token names the student's device key, as printed there.
+    const key = ordo(["authority", "--data", student.dir]).trim();
+    const token = ordo(["token", "issue", "--data", teacher.dir, "--user", demoUser("student", 0), "--course", course, "--role", "student", "--key", key]).trim();
     const tokenFile = join(student.dir, "student.token");
     writeFileSync(tokenFile, token);
-    ordo(["init", "--data", student.dir]);
     await serve(["--data", student.dir, "--token-file", tokenFile]);
 
     await eventually(() => {

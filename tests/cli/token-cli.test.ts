@@ -42,8 +42,14 @@ describe("ordo token, trust and authority", () => {
     const lifetime = Date.parse(issued.expiresAt) - decodeToken(issued.token).iat * 1000;
     expect(lifetime).toBe(15 * 60_000);
 
-    const node = ordo(["token", "issue", "--data", data, "--user", "relay-1", "--course", "*", "--role", "node", "--ttl", "7d", "--json"]);
+    // A node token names the key of the device that holds it, and cannot be issued without one.
+    const relayKey = ordo(["authority", "--data", `${data}/relay-device`]).stdout.trim();
+    const node = ordo(["token", "issue", "--data", data, "--user", "relay-1", "--course", "*", "--role", "node", "--key", relayKey, "--ttl", "7d", "--json"]);
     expect(JSON.parse(node.stdout)).toMatchObject({ role: "node", courses: ["*"] });
+    expect(decodeToken(JSON.parse(node.stdout).token).cnf).toBe(relayKey);
+    const unbound = ordo(["token", "issue", "--data", data, "--user", "relay-1", "--course", "*", "--role", "node"]);
+    expect(unbound.code).not.toBe(0);
+    expect(unbound.stderr).toMatch(/bound to its holder's key/);
   });
 
   it("fails with one clear line on a wrong flag", () => {

@@ -198,23 +198,4 @@ describe("a change that arrives before the change it depends on", () => {
       expect((await store.find<"course">(course.url))?.name).toBe("Biology 2");
     });
   });
-
-  it("waits even when the store does not have the document yet", async () => {
-    let url: DocUrl | undefined;
-    let saved: Uint8Array | undefined;
-    await withStore(async (peer) => {
-      url = (await peer.create("course", { name: "Chemistry", courseCode: "CHEM" })).url;
-      saved = await peer.export(url);
-    });
-    const first = A.load<Record<string, unknown>>(saved!);
-    const firstChange = A.getAllChanges(first)[0]!;
-    expect(A.getAllChanges(first)).toHaveLength(1);
-    const second = A.change(A.clone(first), (doc) => {
-      doc.name = new A.ImmutableString("Chemistry 2");
-    });
-    await withStore(async (store) => {
-      await receiveAll(store, url!, outOfOrder(first, second, firstChange, A.getLastLocalChange(second)!));
-      expect((await store.find<"course">(url!))?.name).toBe("Chemistry 2");
-    });
-  });
 });

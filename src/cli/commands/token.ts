@@ -37,6 +37,7 @@ interface IssueFlags extends CommonOptions {
   course: string[];
   role: Role;
   ttl: number;
+  key?: string;
 }
 
 export function registerToken(program: Command): void {
@@ -47,8 +48,9 @@ export function registerToken(program: Command): void {
     .requiredOption("--course <course>", 'a course document URL; repeat for more ("*": every course, role node only)', collectCourse)
     .addOption(new Option("--role <role>", `what the token grants: ${ROLES.join(", ")}`).argParser(role).makeOptionMandatory())
     .addOption(new Option("--ttl <ttl>", "how long the token lives: 30s, 15m, 8h, 7d").argParser(duration).default(duration(DEFAULT_TTL), DEFAULT_TTL))
+    .option("--key <public-key>", "bind the token to the device that holds this key (`ordo authority` there prints it); required for role node", nonEmpty)
     .action((options: IssueFlags) => {
-      const issued = Authority.open(options.data).issue({ user: options.user, role: options.role, courses: options.course, ttlMs: options.ttl });
+      const issued = Authority.open(options.data).issue({ user: options.user, role: options.role, courses: options.course, ttlMs: options.ttl, holderKey: options.key });
       const payload = decodeToken(issued);
       printResult(options, { token: issued, user: payload.sub, role: payload.role, courses: payload.courses, expiresAt: isoOf(payload.exp), tokenId: payload.jti }, issued);
     });
