@@ -95,4 +95,54 @@ describe("replication over a link", () => {
     expect(await closed).toBe(CloseCode.forbiddenWrite);
     expect((await teacher.engine.docs.record(url))!.heads).toBe(before);
   });
+
+  it("after one refusal, an honest node stops offering a document it may no longer write", async () => {
+    const teacher = await node(nodePrincipal("teacher-node"), true);
+    const course = teacher.course!;
+    const [studentA, studentB] = [demoUser("student", 0), demoUser("student", 1)];
+    const student = await node(principal(studentA, "student", [course]));
+    const pair = () => memoryLinkPair({ peerId: "student-a", principal: student.replicator.identity }, { peerId: "teacher", principal: teacher.replicator.identity });
+    const connect = () => {
+      const { atA, atB } = pair();
+      student.replicator.addLink(atA);
+      teacher.replicator.addLink(atB);
+      return new Promise<number>((resolve) => atA.once("close", ({ code }) => resolve(code)));
+    };
+    const first = connect();
+    await until(() => teacher.replicator.peers().every((p) => p.inSync) && student.replicator.peers().every((p) => p.inSync), "first sync");
+    const submission = docUrlOf((await student.engine.docs.records({ kind: "submission" }))[0]!.id);
+    // The teacher gives the submission to another student while A is editing it.
+    await student.engine.docs.change<"submission">(submission, (draft) => {
+      draft.body = "edited offline";
+    });
+    await teacher.engine.docs.change<"submission">(submission, (draft) => {
+      draft.student = studentB;
+    });
+    // (The first link saw both changes; its ending is what counts.)
+    expect(await first).toBe(CloseCode.forbiddenWrite);
+    // The next connection stays up: A's node no longer offers it.
+    const second = connect();
+    await until(() => teacher.replicator.peers().some((p) => p.connected && p.inSync) && student.replicator.peers().some((p) => p.connected && p.inSync), "second sync");
+    const outcome = await Promise.race([second, new Promise<string>((resolve) => setTimeout(() => resolve("still open"), 1000))]);
+    expect(outcome).toBe("still open");
+    expect((await teacher.engine.docs.find<"submission">(submission))!.body).not.toBe("edited offline");
+  });
+
+  it("keeps a new quarantined document from staff without closing the link", async () => {
+    const teacher = await node(nodePrincipal("teacher-node"), true);
+    const relay = await node(nodePrincipal("relay"));
+    const { atA, atB } = memoryLinkPair({ peerId: "relay", principal: relay.replicator.identity }, { peerId: "teacher", principal: teacher.replicator.identity });
+    const closed: number[] = [];
+    atA.once("close", ({ code }) => closed.push(code));
+    relay.replicator.addLink(atA);
+    teacher.replicator.addLink(atB);
+    await until(() => relay.replicator.peers().every((p) => p.inSync) && teacher.replicator.peers().every((p) => p.inSync), "sync");
+    // A page of a schema this node does not know yet (from a newer node): kept, quarantined.
+    const A = await import("@automerge/automerge");
+    const future = A.from({ kind: new A.ImmutableString("page"), schemaVersion: 99, course: new A.ImmutableString(teacher.course!), title: new A.ImmutableString("From the future") });
+    const url = (await import("../../src/crdt/ids.js")).newDocUrl();
+    await teacher.engine.docs.receive(url, A.save(future));
+    await until(async () => (await relay.engine.docs.record(url))?.status === "invalid", "the quarantined page at the relay");
+    expect(closed).toEqual([]);
+  });
 });
