@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { OrdoError } from "../util/errors.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { AUTHORITY_KEY_FILE, readAuthorityPublicKey, writeFileAtomic } from "./authority.js";
-import { TokenError, type Principal, type TokenVerifier } from "./principal.js";
+import { ALL_COURSES, TokenError, type Principal, type TokenVerifier } from "./principal.js";
 import { decodeToken, hasValidSignature, isPublicKey, isTokenId, parseToken, principalOf, publicKeyFrom } from "./tokens.js";
 
 /** Issuers this node trusts besides its own authority: `[{ key, note?, addedAt }]`. */
@@ -38,6 +38,13 @@ export const DEFAULT_RECHECK_MS = 1000;
 export interface VerifierOptions {
   /** Keys trusted besides the data directory's: the issuer of this node's own token, say (see `issuerOf`). */
   extraIssuers?: readonly string[];
+  /**
+   * Courses an extra issuer is trusted for (the issuer of this node's own token: the courses
+   * that token names). A token it signs counts only for those courses, `*` included; one that
+   * names none of them is refused. Keys with no entry, this node's own authority and the keys
+   * in `trusted-issuers.json` are trusted for every course.
+   */
+  issuerScopes?: ReadonlyMap<string, readonly string[]>;
   /** Milliseconds since the epoch; paces the file checks and is the default `now` of `verify`. */
   clock?: () => number;
   recheckMs?: number;
@@ -61,6 +68,7 @@ export class Verifier implements TokenVerifier {
   private readonly trusted: WatchedFile<ReadonlySet<string>>;
   private readonly revoked: WatchedFile<ReadonlySet<string>>;
   private readonly extra: ReadonlySet<string>;
+  private readonly scopes: ReadonlyMap<string, readonly string[]>;
   private readonly keys = new Map<string, KeyObject>();
   private readonly clock: () => number;
 
@@ -76,6 +84,7 @@ export class Verifier implements TokenVerifier {
       if (!isPublicKey(key)) throw new OrdoError("ORDO_BAD_KEY", `not an Ed25519 public key (base64url of 32 bytes): ${key}`);
     }
     this.extra = new Set(options.extraIssuers);
+    this.scopes = options.issuerScopes ?? new Map();
   }
 
   /** A verifier on `dataDir`'s files (missing files mean none). Throws `OrdoError` on a file that does not parse. */
@@ -99,7 +108,17 @@ export class Verifier implements TokenVerifier {
     if (payload.role === "node" && payload.cnf === undefined) throw new TokenError("unbound", "a node token must name its holder's key (cnf); issue it again");
     if (now >= payload.exp * 1000) throw new TokenError("expired", `token expired at ${new Date(payload.exp * 1000).toISOString()}`);
     if (this.revoked.get(this.clock()).has(payload.jti)) throw new TokenError("revoked", `token ${payload.jti} was revoked`);
-    return principalOf(payload);
+    return this.withinScope(principalOf(payload));
+  }
+
+  /** Narrows a principal to the courses its issuer is trusted for (see `issuerScopes`). */
+  private withinScope(principal: Principal): Principal {
+    const scope = this.scopes.get(principal.issuer);
+    const now = this.clock();
+    if (!scope || this.authorityKey.get(now) === principal.issuer || this.trusted.get(now).has(principal.issuer)) return principal;
+    const courses = principal.courses.includes(ALL_COURSES) ? [...scope] : principal.courses.filter((course) => scope.includes(course));
+    if (courses.length === 0) throw new TokenError("untrusted", `token issued by ${principal.issuer} for courses this node does not trust it with`);
+    return { ...principal, courses };
   }
 
   private keyObject(key: string): KeyObject {

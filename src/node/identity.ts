@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Authority, writeFileAtomic } from "../net/authority.js";
 import { ALL_COURSES, type Principal } from "../net/principal.js";
-import { issuerOf } from "../net/tokens.js";
+import { decodeToken, issuerOf } from "../net/tokens.js";
 import { Verifier } from "../net/trust.js";
 import { canWrite, type CoursesOf } from "../replication/access-policy.js";
 import { OrdoError } from "../util/errors.js";
@@ -46,7 +46,10 @@ export class NodeIdentity {
     const peerId = loadPeerId(dataDir);
     const given = options.token?.trim();
     const extraIssuers = [...(options.trust ?? []), ...(given ? [issuerOf(given)] : [])];
-    const verifier = Verifier.open(dataDir, { extraIssuers, logger: options.logger });
+    // Whoever issued this node's token is trusted for the courses it granted, not for others.
+    const ownCourses = given ? decodeToken(given).courses : [];
+    const issuerScopes = given && !ownCourses.includes(ALL_COURSES) && !(options.trust ?? []).includes(issuerOf(given)) ? new Map([[issuerOf(given), ownCourses]]) : undefined;
+    const verifier = Verifier.open(dataDir, { extraIssuers, issuerScopes, logger: options.logger });
     const name = options.name ?? `node-${peerId}`;
     // Every node has a key: it proves the node holds its token (a token names its holder's
     // key), and it signs the node's own token when no one else issued one.

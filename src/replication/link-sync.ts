@@ -155,6 +155,16 @@ export class LinkSync {
   }
 
   /**
+   * A document the policy may now judge differently (a user whose enrollment just arrived):
+   * if this link is already talking about it, pick the conversation up again.
+   */
+  reconsider(record: DocRecord): void {
+    if (this.#link.closed || !this.#ctx.states.has(record.id)) return;
+    this.#dirty.add(record.id);
+    this.#drainSoon();
+  }
+
+  /**
    * What this node offers the peer: what the peer may read and this node may write. A node
    * never offers what it may not write, so it is never asked for changes it could not send
    * (a student's device does not pass a classmate's post on); the peer that may write a
@@ -219,7 +229,13 @@ export class LinkSync {
     const { store, states } = this.#ctx;
     const id = documentIdOf(url);
     const record = await store.record(url);
-    if (record ? !canRead(this.remote, record, this.#ctx.coursesOf) : !asReply) return;
+    if (record && !canRead(this.remote, record, this.#ctx.coursesOf)) {
+      // Not the peer's to see (perhaps not yet: see `reconsider`): nothing to wait for meanwhile.
+      this.#unsettled.delete(id);
+      this.#behind.delete(id);
+      return;
+    }
+    if (!record && !asReply) return;
     const { state, message, behind } = await store.generateSyncMessage(url, this.#stateFor(id, record));
     // A link replaced meanwhile must not overwrite the states its successor resumed from.
     if (this.#link.closed) return;

@@ -184,8 +184,16 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
   async #documentChanged(change: DocChange): Promise<void> {
     const record = await this.#store.record(change.url).catch(() => undefined);
     if (!record) return;
-    if (record.kind === "enrollment") this.#roster.note(record);
+    if (record.kind === "enrollment") await this.#enrolled(record);
     for (const { sync } of this.#links.values()) sync.documentChanged(record);
+  }
+
+  /** Who may see a user follows their enrollments: links already talking about that user pick it up again. */
+  async #enrolled(enrollment: DocRecord): Promise<void> {
+    this.#roster.note(enrollment);
+    if (!enrollment.owner) return;
+    const user = await this.#store.record(enrollment.owner as DocUrl).catch(() => undefined);
+    if (user) for (const { sync } of this.#links.values()) sync.reconsider(user);
   }
 
   #report(link: PeerLink): void {

@@ -368,3 +368,23 @@ function makeTempDirFor(): string {
   temps.push(temp);
   return temp.dir;
 }
+
+describe("an issuer trusted for some courses", () => {
+  it("grants only those courses, even to a token for every course, and nothing for others", () => {
+    const node = makeTempDir();
+    const issuerDir = makeTempDir();
+    temps.push(node, issuerDir);
+    const issuer = Authority.open(issuerDir.dir);
+    const verifier = Verifier.open(node.dir, { extraIssuers: [issuer.publicKey], issuerScopes: new Map([[issuer.publicKey, ["automerge:bio"]]]) });
+    const holderKey = Authority.open(makeTempDirFor()).publicKey;
+    const both = issuer.issue({ user: "automerge:t", role: "teacher", courses: ["automerge:bio", "automerge:chem"], ttlMs: HOUR });
+    expect(verifier.verify(both).courses).toEqual(["automerge:bio"]);
+    const every = issuer.issue({ user: "relay", role: "node", courses: ["*"], ttlMs: HOUR, holderKey });
+    expect(verifier.verify(every).courses).toEqual(["automerge:bio"]);
+    const other = issuer.issue({ user: "automerge:t", role: "teacher", courses: ["automerge:chem"], ttlMs: HOUR });
+    expect(problemOf(() => verifier.verify(other))).toBe("untrusted");
+    // Trusted outright (trusted-issuers.json), the same key grants what it signs.
+    trustIssuer(node.dir, issuer.publicKey);
+    expect(Verifier.open(node.dir, { issuerScopes: new Map([[issuer.publicKey, ["automerge:bio"]]]) }).verify(other).courses).toEqual(["automerge:chem"]);
+  });
+});
