@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Authority, writeFileAtomic } from "../net/authority.js";
 import { ALL_COURSES, type Principal } from "../net/principal.js";
@@ -7,11 +7,13 @@ import { decodeToken, issuerOf } from "../net/tokens.js";
 import { Verifier } from "../net/trust.js";
 import { canWrite, type CoursesOf } from "../replication/access-policy.js";
 import { OrdoError } from "../util/errors.js";
-import type { Logger } from "../util/logger.js";
+import { silentLogger, type Logger } from "../util/logger.js";
 
 /** How long a node's self-issued token lives; it is renewed well before it expires. */
 const SELF_TOKEN_TTL_MS = 24 * 3_600_000;
 const RENEW_BEFORE_MS = 3_600_000;
+/** How often, at most, a node looks at its token file for a renewed token. */
+const TOKEN_FILE_RECHECK_MS = 1_000;
 
 /**
  * Who this node is: the token it presents (its user's, or one its own authority signs for
@@ -21,6 +23,8 @@ const RENEW_BEFORE_MS = 3_600_000;
 export class NodeIdentity {
   #token: string;
   #principal: Principal;
+  #fileCheckedAt = 0;
+  #fileStamp: number | undefined;
 
   private constructor(
     readonly peerId: string,
@@ -32,6 +36,9 @@ export class NodeIdentity {
     /** The node's own key pair (the same file as its authority key). */
     private readonly key: Authority,
     readonly name: string,
+    /** Where the token came from, to pick up a renewed one. */
+    private readonly tokenFile: string | undefined,
+    private readonly logger: Logger,
   ) {
     this.#token = token;
     this.#principal = principal;
@@ -41,10 +48,10 @@ export class NodeIdentity {
    * @param token The token this node presents; none means the node is its own authority
    *   (a relay, a teacher's laptop) and signs a `node` token for itself.
    */
-  static open(dataDir: string, options: { token?: string; trust?: readonly string[]; logger?: Logger; name?: string }): NodeIdentity {
+  static open(dataDir: string, options: { token?: string; tokenFile?: string; trust?: readonly string[]; logger?: Logger; name?: string }): NodeIdentity {
     mkdirSync(dataDir, { recursive: true });
     const peerId = loadPeerId(dataDir);
-    const given = options.token?.trim();
+    const given = (options.tokenFile ? readTokenFile(options.tokenFile) : options.token)?.trim();
     const extraIssuers = [...(options.trust ?? []), ...(given ? [issuerOf(given)] : [])];
     // Whoever issued this node's token is trusted for the courses it granted, not for others.
     const ownCourses = given ? decodeToken(given).courses : [];
@@ -64,7 +71,7 @@ export class NodeIdentity {
     if (principal.holderKey !== undefined && principal.holderKey !== key.publicKey) {
       throw new OrdoError("ORDO_BAD_IDENTITY", `this node's token is bound to another key than this node's (${key.publicKey}); issue it with --key ${key.publicKey}`);
     }
-    return new NodeIdentity(peerId, verifier, token, principal, given ? null : key, key, name);
+    return new NodeIdentity(peerId, verifier, token, principal, given ? null : key, key, name, options.tokenFile, options.logger ?? silentLogger);
   }
 
   /** Signs for the handshake with the key the token names. */
@@ -81,13 +88,38 @@ export class NodeIdentity {
     return this.#principal;
   }
 
-  /** The token to present now; a self-signed one is renewed before it expires. */
+  /**
+   * The token to present now. A self-signed one is renewed before it expires; one read from
+   * a file is read again when the file changes (a renewed token reaches a running node).
+   * Never throws: a renewal that fails keeps the current token, and the failure is logged.
+   */
   token(now = Date.now()): string {
-    if (this.authority && this.#principal.expiresAt - now < RENEW_BEFORE_MS) {
-      this.#token = this.authority.selfToken(this.name, SELF_TOKEN_TTL_MS, now);
-      this.#principal = this.verifier.verify(this.#token, now);
+    try {
+      if (this.authority && this.#principal.expiresAt - now < RENEW_BEFORE_MS) this.#adopt(this.authority.selfToken(this.name, SELF_TOKEN_TTL_MS, now), now);
+      else if (this.tokenFile) this.#rereadTokenFile(now);
+    } catch (error) {
+      this.logger.error({ err: error }, "could not renew this node's token; presenting the current one");
     }
     return this.#token;
+  }
+
+  #rereadTokenFile(now: number): void {
+    const file = this.tokenFile!;
+    if (now - this.#fileCheckedAt < TOKEN_FILE_RECHECK_MS) return;
+    this.#fileCheckedAt = now;
+    const stamp = statSync(file).mtimeMs;
+    if (stamp === this.#fileStamp) return;
+    this.#fileStamp = stamp;
+    const text = readFileSync(file, "utf8").trim();
+    if (text !== this.#token) this.#adopt(text, now);
+  }
+
+  /** Takes a new token only if it verifies and still names this node's key. */
+  #adopt(token: string, now: number): void {
+    const principal = this.verifier.verify(token, now);
+    if (principal.holderKey !== undefined && principal.holderKey !== this.key.publicKey) throw new OrdoError("ORDO_BAD_IDENTITY", "the new token is bound to another key than this node's");
+    this.#token = token;
+    this.#principal = principal;
   }
 
   /** Whether this node may write a course's catalog partition, so whether it keeps it up to date. */
@@ -98,6 +130,14 @@ export class NodeIdentity {
   /** The courses this node serves: its token's, or none in particular for an every-course node. */
   get courses(): readonly string[] {
     return this.#principal.courses.filter((course) => course !== ALL_COURSES);
+  }
+}
+
+function readTokenFile(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (cause) {
+    throw new OrdoError("ORDO_NO_TOKEN", `cannot read the token file ${file}: ${(cause as Error).message}`, { cause });
   }
 }
 

@@ -28,6 +28,8 @@ export interface SyncNodeOptions {
   listen?: { port: number; host?: string; tls?: { cert: string; key: string } };
   /** The token this node presents; none makes the node its own authority (see `NodeIdentity`). */
   token?: string;
+  /** Or the file that holds it, read again when it changes (a renewed token needs no restart). */
+  tokenFile?: string;
   /** Issuer keys to trust besides the data directory's list. */
   trust?: readonly string[];
   /** An upstream relay to keep a connection to (`ws://` or `wss://`). */
@@ -77,7 +79,7 @@ export class SyncNode {
 
   static async start(options: SyncNodeOptions): Promise<SyncNode> {
     const logger = options.logger ?? silentLogger;
-    const identity = NodeIdentity.open(options.dataDir, { token: options.token, trust: options.trust, logger });
+    const identity = NodeIdentity.open(options.dataDir, { token: options.token, tokenFile: options.tokenFile, trust: options.trust, logger });
     const mode = options.mode ?? "node";
     let replicator: Replicator | undefined;
     const engine = await Engine.open({

@@ -72,7 +72,7 @@ async function runNode(options: NodeFlags & { seedDemo?: boolean }, extra: Pick<
     dataDir: options.data,
     listen: { port: options.port, host: options.host, tls },
     ca: options.ca ? readFlagFile(options.ca, "certificate authority") : undefined,
-    token: options.tokenFile ? readFlagFile(options.tokenFile, "token").trim() : undefined,
+    tokenFile: options.tokenFile,
     trust: options.trust,
     logger,
   });
