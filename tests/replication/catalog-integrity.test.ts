@@ -1,17 +1,12 @@
-import { join } from "node:path";
 import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
 import { catalogUrl, initialCatalog } from "../../src/crdt/catalog.js";
-import { DocStore } from "../../src/crdt/doc-store.js";
 import { newDocUrl } from "../../src/crdt/ids.js";
-import { openSqliteStorage } from "../../src/crdt/sqlite-storage-adapter.js";
-import { makeTempDir } from "../../src/testing/temp-dir.js";
+import { openTempStore } from "../../src/testing/temp-store.js";
 
 describe("a catalog partition", () => {
   it("is valid only at the URL its course and audience derive, so no one can squat another student's", async () => {
-    const temp = makeTempDir();
-    const storage = openSqliteStorage({ path: join(temp.dir, "store.sqlite") });
-    const store = new DocStore({ storage });
+    const { store, close } = openTempStore();
     try {
       const course = newDocUrl();
       const [a, c] = [newDocUrl(), newDocUrl()];
@@ -25,9 +20,7 @@ describe("a catalog partition", () => {
       await store.receive(own, A.save(A.from(initialCatalog(course, `student:${a}`))));
       expect(await store.record(own)).toMatchObject({ status: "ok", audience: `student:${a}` });
     } finally {
-      await store.close();
-      await storage.close();
-      temp.remove();
+      await close();
     }
   });
 });

@@ -1,9 +1,7 @@
-import { join } from "node:path";
 import * as A from "@automerge/automerge";
 import { afterEach, describe, expect, it } from "vitest";
-import { DocStore } from "../../src/crdt/doc-store.js";
-import { openSqliteStorage } from "../../src/crdt/sqlite-storage-adapter.js";
-import { makeTempDir } from "../../src/testing/temp-dir.js";
+import type { DocStore } from "../../src/crdt/doc-store.js";
+import { openTempStore } from "../../src/testing/temp-store.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -11,14 +9,8 @@ afterEach(async () => {
 });
 
 async function openStore(): Promise<DocStore> {
-  const temp = makeTempDir();
-  const storage = openSqliteStorage({ path: join(temp.dir, "store.sqlite") });
-  const store = new DocStore({ storage });
-  cleanups.push(async () => {
-    await store.close();
-    await storage.close();
-    temp.remove();
-  });
+  const { store, close } = openTempStore();
+  cleanups.push(close);
   return store;
 }
 

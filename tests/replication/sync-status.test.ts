@@ -1,15 +1,10 @@
-import { join } from "node:path";
 import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
-import { DocStore } from "../../src/crdt/doc-store.js";
-import { openSqliteStorage } from "../../src/crdt/sqlite-storage-adapter.js";
-import { makeTempDir } from "../../src/testing/temp-dir.js";
+import { openTempStore } from "../../src/testing/temp-store.js";
 
 describe("what a sync exchange tells about a peer", () => {
   it("knows when the peer has changes the store lacks, until they arrive", async () => {
-    const temp = makeTempDir();
-    const storage = openSqliteStorage({ path: join(temp.dir, "store.sqlite") });
-    const store = new DocStore({ storage });
+    const { store, close } = openTempStore();
     try {
       const course = await store.create("course", { name: "Biology", courseCode: "BIO" });
       const theirs = A.change(A.load<Record<string, unknown>>((await store.export(course.url))!), (doc) => {
@@ -25,9 +20,7 @@ describe("what a sync exchange tells about a peer", () => {
       expect(generated.behind).toBe(false);
       expect((await store.find<"course">(course.url))?.name).toBe("Biology 2");
     } finally {
-      await store.close();
-      await storage.close();
-      temp.remove();
+      await close();
     }
   });
 });
