@@ -10,7 +10,10 @@ import { parseMigrationFile, splitSqlStatements } from "../../src/projection/sql
 import { openTempProjection } from "./fixtures.js";
 
 /** Every migration in the repository's folder, oldest first. */
-const MIGRATIONS = ["0001_initial", "0002_projection_state"];
+const MIGRATIONS = ["0001_initial", "0002_projection_state", "0003_connectors"];
+
+/** The connectors' own tables (migrations/0003): kept by the node, not projected from documents. */
+const CONNECTOR_TABLES = ["conflict_strategies", "outbox", "remote_conflicts", "remote_ids", "remote_sync"];
 
 const PROJECTED_TABLES = [
   "assignments",
@@ -107,7 +110,7 @@ describe("openProjectionDb and the migrations", () => {
   it("migrates a new database to the latest schema from the repository's migrations folder", async () => {
     const projection = await setup();
     const names = await tableNames(projection as never);
-    expect(names).toEqual(PROJECTED_TABLES);
+    expect(names).toEqual([...PROJECTED_TABLES, ...CONNECTOR_TABLES].sort());
     const status = await projection.status();
     expect(status.map((m) => m.name)).toEqual(MIGRATIONS);
     expect(status.every((m) => m.executedAt instanceof Date)).toBe(true);
@@ -163,6 +166,10 @@ describe("openProjectionDb and the migrations", () => {
 
   it("steps down and up again, one migration at a time", async () => {
     const projection = await setup();
+    const all = [...PROJECTED_TABLES, ...CONNECTOR_TABLES].sort();
+    expect(await tableNames(projection as never)).toEqual(all);
+    expect(await projection.down()).toEqual(["0003_connectors"]);
+    expect(await tableNames(projection as never)).toEqual(PROJECTED_TABLES);
     expect(await projection.down()).toEqual(["0002_projection_state"]);
     expect(await tableNames(projection as never)).toEqual(PROJECTED_TABLES.filter((t) => t !== "projection_state"));
     expect(await projection.down()).toEqual(["0001_initial"]);
@@ -172,6 +179,8 @@ describe("openProjectionDb and the migrations", () => {
     expect(await projection.up()).toEqual(["0001_initial"]);
     expect(await projection.up()).toEqual(["0002_projection_state"]);
     expect(await tableNames(projection as never)).toEqual(PROJECTED_TABLES);
+    expect(await projection.up()).toEqual(["0003_connectors"]);
+    expect(await tableNames(projection as never)).toEqual(all);
     expect(await projection.up()).toEqual([]);
   });
 
