@@ -1,10 +1,10 @@
-import type { Generated } from "kysely";
+import type { Generated, Kysely } from "kysely";
 
 /**
  * The connectors' own tables (migrations/0003), in the projection database but not projected
  * from documents: the node's record of what it sent where. Declared here, not with the
  * projection's tables, so that the projection knows nothing of connectors; the composition
- * root hands the connectors `db.withTables<ConnectorTables>()`.
+ * root hands the connectors `connectorDb(engine.db)`.
  */
 export interface ConnectorTables {
   remote_ids: RemoteIdsTable;
@@ -12,6 +12,14 @@ export interface ConnectorTables {
   remote_sync: RemoteSyncTable;
   remote_conflicts: RemoteConflictsTable;
   conflict_strategies: ConflictStrategiesTable;
+}
+
+/**
+ * The projection database seen through the connectors' tables only. (Kysely's `withTables`
+ * keeps the other tables in the type, which the connectors must not depend on.)
+ */
+export function connectorDb<DB>(db: Kysely<DB>): Kysely<ConnectorTables> {
+  return db as unknown as Kysely<ConnectorTables>;
 }
 
 /** A system the connectors talk to. */

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { ConnectorTables } from "../../src/connectors/connector-tables.js";
+import { connectorDb } from "../../src/connectors/connector-tables.js";
 import { Outbox } from "../../src/connectors/outbox.js";
 import { openProjectionDb, type ProjectionDb } from "../../src/projection/projection-db.js";
 import { makeTempDir } from "../../src/testing/temp-dir.js";
@@ -14,7 +14,7 @@ afterEach(async () => {
 async function open(path: string): Promise<{ projection: ProjectionDb; outbox: Outbox }> {
   const projection = await openProjectionDb({ path });
   cleanups.push(() => projection.close());
-  return { projection, outbox: new Outbox(projection.db.withTables<ConnectorTables>()) };
+  return { projection, outbox: new Outbox(connectorDb(projection.db)) };
 }
 
 describe("the outbox", () => {
@@ -36,7 +36,7 @@ describe("the outbox", () => {
     let now = new Date("2026-09-01T12:00:00Z");
     const projection = await openProjectionDb({ path: join(temp.dir, "projection.sqlite") });
     cleanups.push(() => projection.close());
-    const db = projection.db.withTables<ConnectorTables>();
+    const db = connectorDb(projection.db);
     const outbox = new Outbox(db, () => now);
     const entry = await outbox.enqueue("discourse", "automerge:post", "create");
     await outbox.begin(entry.id);
