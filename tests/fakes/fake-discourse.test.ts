@@ -147,7 +147,7 @@ describe("posts", () => {
     const { call } = await setup();
     const created = await call("POST", "/posts.json", { title: "Cell division help thread", raw: "Ask anything about mitosis vs meiosis.", category: 12 });
     expect(created.status).toBe(200);
-    expect(created.json).toMatchObject({ post_number: 1, topic_slug: "cell-division-help-thread", raw: "Ask anything about mitosis vs meiosis.", cooked: "<p>Ask anything about mitosis vs meiosis.</p>" });
+    expect(created.json).toMatchObject({ id: 1006, topic_id: 303, post_number: 1, topic_slug: "cell-division-help-thread", raw: "Ask anything about mitosis vs meiosis.", cooked: "<p>Ask anything about mitosis vs meiosis.</p>" });
     expect(created.json.created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 

@@ -133,7 +133,8 @@ export class DiscourseState {
   readonly topics = new Map<number, DiscourseTopic>();
   readonly posts = new Map<number, DiscoursePost>();
   readonly settings: DiscourseSettings;
-  private nextIds = { category: 100, topic: 1000, post: 10_000 };
+  // New ids follow the seeded ones, so a created topic gets 303 and post 1006 as in the create fixtures.
+  private nextIds = { category: 1, topic: 1, post: 1 };
   private readonly listeners: ((change: DiscourseChange) => void)[] = [];
 
   constructor(
