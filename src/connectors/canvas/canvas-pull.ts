@@ -1,0 +1,170 @@
+import type { Kysely } from "kysely";
+import type { DocStore } from "../../crdt/doc-store.js";
+import type { DocUrl } from "../../crdt/ids.js";
+import type { Kind } from "../../crdt/schema/kinds.js";
+import type { ConnectorTables } from "../connector-tables.js";
+import { RemoteError, type HttpClient } from "../http-client.js";
+import { importDocument, type ImportOutcome, type IncomingDocument } from "../import-documents.js";
+import * as map from "./canvas-mapping.js";
+
+type Payload = Record<string, unknown>;
+
+export interface PullOptions {
+  client: HttpClient;
+  instance: map.CanvasInstance;
+  store: DocStore;
+  db: Kysely<ConnectorTables>;
+  /** The Canvas course id (a string: ids can pass 2^53). */
+  courseId: string;
+  onProgress?: (done: number, stage: string) => void;
+}
+
+/** What one pull did, per record: a connector reports, it never throws for one bad object. */
+export interface PullResult {
+  created: number;
+  updated: number;
+  unchanged: number;
+  /** Documents whose Canvas object is gone (a full listing no longer has it): tombstoned. */
+  deleted: number;
+  failed: Array<{ what: string; error: string }>;
+  /** Listings that could not be read in full: nothing they hold was taken as deleted. */
+  incomplete: string[];
+}
+
+/**
+ * Pulls a Canvas course into documents. Most Canvas endpoints have no "updated since", so
+ * this scans every listing and writes only what differs; an object missing from a listing
+ * that was read in full is taken as deleted (Canvas leaves no tombstones). Discussion threads
+ * come from `/view`, or from the entry lists while `/view` is being built (503).
+ */
+export async function pullCanvasCourse(options: PullOptions): Promise<PullResult> {
+  const { client, instance, store, db, courseId } = options;
+  const result: PullResult = { created: 0, updated: 0, unchanged: 0, deleted: 0, failed: [], incomplete: [] };
+  const base = `/api/v1/courses/${encodeURIComponent(courseId)}`;
+  let done = 0;
+  const seen = new Map<string, Set<string>>();
+
+  const take = async (type: map.CanvasType, remoteId: string, incoming: IncomingDocument<Kind>): Promise<void> => {
+    try {
+      const outcome: ImportOutcome = await importDocument(store, incoming);
+      result[outcome]++;
+      await db
+        .insertInto("remote_ids")
+        .values({ system: "canvas", remote_type: type, remote_id: remoteId, doc_url: incoming.url })
+        .onConflict((oc) => oc.columns(["system", "remote_type", "remote_id"]).doUpdateSet({ doc_url: incoming.url }))
+        .execute();
+      const ids = seen.get(type) ?? new Set<string>();
+      ids.add(remoteId);
+      seen.set(type, ids);
+    } catch (error) {
+      result.failed.push({ what: `${type} ${remoteId}`, error: (error as Error).message });
+    }
+    options.onProgress?.(++done, type);
+  };
+
+  /** Every item of a listing; false when the listing could not be read to its end. */
+  const each = async (what: string, path: string, query: Record<string, string | string[]>, visit: (item: Payload) => Promise<void>): Promise<boolean> => {
+    try {
+      for await (const page of client.pages<Payload>(path, query)) for (const item of page) await visit(item);
+      return true;
+    } catch (error) {
+      result.incomplete.push(what);
+      result.failed.push({ what, error: (error as Error).message });
+      return false;
+    }
+  };
+
+  let course: DocUrl;
+  try {
+    const response = await client.request<Payload>("GET", base);
+    const imported = map.courseFrom(instance, response.body);
+    course = imported.url;
+    await take("course", courseId, imported);
+  } catch (error) {
+    result.failed.push({ what: `course ${courseId}`, error: (error as Error).message });
+    return result;
+  }
+
+  const complete = new Set<map.CanvasType>();
+  const listing = async (type: map.CanvasType, path: string, query: Record<string, string | string[]>, visit: (item: Payload) => Promise<void>) => {
+    if (await each(type, path, query, visit)) complete.add(type);
+  };
+
+  await listing("user", `${base}/users`, { "include[]": ["email", "avatar_url"] }, (u) => take("user", String(u.id), map.userFrom(instance, u)));
+  await listing("enrollment", `${base}/enrollments`, { "state[]": ["active", "invited", "completed", "inactive"] }, (e) => take("enrollment", String(e.id), map.enrollmentFrom(instance, course, e)));
+  await listing("assignment", `${base}/assignments`, {}, (a) => take("assignment", String(a.id), map.assignmentFrom(instance, course, a)));
+  await listing("submission", `${base}/students/submissions`, { "student_ids[]": ["all"] }, async (s) => {
+    const { submission, grade } = map.submissionFrom(instance, course, s);
+    await take("submission", String(s.id), submission);
+    if (grade) await take("grade", String(s.id), grade);
+  });
+  const topics: string[] = [];
+  for (const announcements of [false, true]) {
+    await listing("discussion_topic", `${base}/discussion_topics`, announcements ? { only_announcements: "true" } : {}, async (t) => {
+      topics.push(String(t.id));
+      await take("discussion_topic", String(t.id), map.topicFrom(instance, course, t));
+    });
+  }
+  for (const topic of topics) await pullThread(topic);
+  const pageIds = new Map<string, string>();
+  await listing("page", `${base}/pages`, {}, async (p) => {
+    pageIds.set(String(p.url), String(p.page_id));
+    // The list leaves out the body: each page is read on its own, by id (slugs change on rename).
+    const full = await client.request<Payload>("GET", `${base}/pages/page_id:${encodeURIComponent(String(p.page_id))}`).then(
+      (response) => response.body,
+      () => p,
+    );
+    await take("page", String(p.page_id), map.pageFrom(instance, course, full));
+  });
+  await listing("module", `${base}/modules`, { "include[]": ["items"] }, async (m) => {
+    let items = m.items as Payload[] | undefined;
+    // Canvas leaves `items` out of a module with many of them: read them from `items_url`.
+    if (!items && typeof m.items_url === "string") {
+      items = [];
+      await each(`module ${String(m.id)} items`, m.items_url, {}, async (item) => void items!.push(item));
+    }
+    await take("module", String(m.id), map.moduleFrom(instance, course, m, items ?? [], pageIds));
+  });
+
+  result.deleted = await tombstoneMissing(complete);
+  return result;
+
+  async function pullThread(topicId: string): Promise<void> {
+    const path = `${base}/discussion_topics/${encodeURIComponent(topicId)}`;
+    try {
+      const view = await client.request<{ view?: Payload[]; new_entries?: Payload[] }>("GET", `${path}/view`, { query: { include_new_entries: 1 } });
+      const walk = async (entries: readonly Payload[]): Promise<void> => {
+        for (const entry of entries) {
+          await take("entry", String(entry.id), map.entryFrom(instance, course, topicId, entry));
+          await walk((entry.replies as Payload[] | undefined) ?? []);
+        }
+      };
+      await walk(view.body.view ?? []);
+      await walk(view.body.new_entries ?? []);
+    } catch (error) {
+      // `/view` is a cache Canvas builds on demand (503 meanwhile): the entry lists hold the same.
+      if (!(error instanceof RemoteError)) throw error;
+      await each(`entries of topic ${topicId}`, `${path}/entries`, {}, async (entry) => {
+        await take("entry", String(entry.id), map.entryFrom(instance, course, topicId, entry));
+        await each(`replies of entry ${String(entry.id)}`, `${path}/entries/${String(entry.id)}/replies`, {}, (reply) => take("entry", String(reply.id), map.entryFrom(instance, course, topicId, { ...reply, parent_id: reply.parent_id ?? entry.id })));
+      });
+    }
+  }
+
+  /** Objects mapped before but absent from a listing read in full: gone from Canvas. */
+  async function tombstoneMissing(listed: ReadonlySet<map.CanvasType>): Promise<number> {
+    let tombstoned = 0;
+    for (const type of listed) {
+      const known = await db.selectFrom("remote_ids").select(["remote_id", "doc_url"]).where("system", "=", "canvas").where("remote_type", "=", type).execute();
+      const present = seen.get(type) ?? new Set<string>();
+      for (const { remote_id, doc_url } of known) {
+        if (present.has(remote_id)) continue;
+        const doc = await store.find(doc_url as DocUrl);
+        if (!doc || doc.course !== course) continue;
+        await store.delete(doc_url as DocUrl);
+        tombstoned++;
+      }
+    }
+    return tombstoned;
+  }
+}

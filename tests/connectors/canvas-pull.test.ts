@@ -1,0 +1,77 @@
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { canvasClient } from "../../src/connectors/canvas/canvas-client.js";
+import { canvasInstance, urlOf } from "../../src/connectors/canvas/canvas-mapping.js";
+import { pullCanvasCourse } from "../../src/connectors/canvas/canvas-pull.js";
+import { connectorDb } from "../../src/connectors/connector-tables.js";
+import { Engine } from "../../src/engine.js";
+import { FakeCanvas } from "../../src/testing/fake-canvas/index.js";
+import { makeTempDir } from "../../src/testing/temp-dir.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function setup() {
+  const canvas = await FakeCanvas.start({ clock: () => Date.parse("2025-01-22T12:00:00Z") });
+  cleanups.push(() => canvas.close());
+  const temp = makeTempDir();
+  const engine = await Engine.open({ dataDir: temp.dir, create: true });
+  cleanups.push(async () => {
+    await engine.close();
+    temp.remove();
+  });
+  const instance = canvasInstance(canvas.url);
+  const pull = () => pullCanvasCourse({ client: canvasClient({ url: canvas.url, token: () => canvas.token, sleep: async () => undefined }), instance, store: engine.docs, db: connectorDb(engine.db), courseId: "4201" });
+  return { canvas, engine, instance, pull };
+}
+
+describe("pulling a Canvas course", () => {
+  it("brings the course in as documents and SQL rows, and a second pull changes nothing", async () => {
+    const { engine, instance, pull } = await setup();
+    const first = await pull();
+    expect(first.failed).toEqual([]);
+    expect(first.created).toBeGreaterThan(20);
+    await engine.whenProjected();
+    const course = urlOf(instance, "course", "4201")!;
+    const titles = await engine.db.selectFrom("assignments").select("title").where("course_url", "=", course).orderBy("title").execute();
+    expect(titles.length).toBeGreaterThan(0);
+    expect(await engine.db.selectFrom("posts").select("doc_url").execute()).not.toHaveLength(0);
+    expect(await engine.db.selectFrom("pages").select("body").where("slug", "=", "welcome-to-bio-101").executeTakeFirst()).toMatchObject({ body: expect.stringContaining("<") });
+
+    const second = await pull();
+    expect(second).toMatchObject({ created: 0, updated: 0, deleted: 0, failed: [] });
+    expect(second.unchanged).toBe(first.created + first.updated + first.unchanged);
+  });
+
+  it("waits out throttling and reads the threads from the entry lists while /view is being built", async () => {
+    const { canvas, pull } = await setup();
+    canvas.faults.inject("GET /courses/4201/assignments", "throttle-403", 2);
+    canvas.faults.inject("GET /courses/4201/discussion_topics/41001/view", 503, 5);
+    const result = await pull();
+    expect(result.failed).toEqual([]);
+    expect(result.created).toBeGreaterThan(20);
+  });
+
+  it("takes an object gone from a full listing as deleted, and keeps everything when a listing fails", async () => {
+    const { canvas, engine, instance, pull } = await setup();
+    await pull();
+    const [gone] = canvas.state.assignments.splice(0, 1);
+    const url = urlOf(instance, "assignment", String(gone!.id))!;
+    canvas.faults.inject("GET /courses/4201/pages", 500, 10);
+    const result = await pull();
+    // The assignment, and its submissions, which Canvas no longer lists either; nothing else.
+    const deleted = (await engine.docs.records({ includeDeleted: true })).filter((r) => r.deleted);
+    expect(result.deleted).toBe(deleted.length);
+    for (const record of deleted) {
+      const entity = await engine.docs.find<"submission">(`automerge:${record.id}` as never, { includeDeleted: true });
+      expect(record.kind === "assignment" ? entity!.url : entity!.assignment).toBe(url);
+    }
+    expect(result.incomplete).toEqual(["page"]);
+    expect(await engine.docs.find(url)).toBeUndefined();
+    expect((await engine.docs.find(url, { includeDeleted: true }))?.tombstone).not.toBeNull();
+    // The pages a failed listing could not show are still there.
+    expect(await engine.docs.list(urlOf(instance, "course", "4201")!, "page")).not.toHaveLength(0);
+  });
+});
