@@ -81,6 +81,7 @@ describe("fake Canvas reads", () => {
     const link = first.headers.get("link") ?? "";
     expect(link).toMatch(/page=bookmark:[A-Za-z0-9_-]+&per_page=7>; rel="next"/);
     expect(link).not.toContain('rel="last"');
+    expect((await call("/courses/4201/enrollments?page=bookmark:nonsense")).status).toBe(404);
   });
 
   it("clamps per_page to 100, answers past the end with 200 [], and varies the Link header case", async () => {

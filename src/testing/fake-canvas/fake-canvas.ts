@@ -229,7 +229,6 @@ export class FakeCanvas {
     headers: Record<string, string> = {},
     wire: { url: URL; stringIds: boolean } | undefined = undefined,
   ): void {
-    record(reply.status);
     const out: Record<string, string> = { ...headers };
     let payload: string;
     if ("text" in reply) {
@@ -240,7 +239,8 @@ export class FakeCanvas {
       if ("list" in reply) {
         const page = wire ? this.paginate(reply, wire.url) : { items: reply.list, link: undefined };
         json = page.items;
-        if (page.link === null) return this.send(res, () => this.requests.pop(), { status: 404, json: { errors: [{ message: "The specified resource does not exist." }] } }, headers);
+        // A bookmark the fake did not issue: Canvas answers 404.
+        if (page.link === null) return this.send(res, record, { status: 404, json: { errors: [{ message: "The specified resource does not exist." }] } }, headers);
         // Canvas does not promise the header's case; alternate it so clients must read it case-insensitively.
         if (page.link) out[this.responses++ % 2 === 0 ? "Link" : "link"] = page.link;
       } else {
@@ -250,6 +250,7 @@ export class FakeCanvas {
       out["Content-Type"] = JSON_TYPE;
       payload = JSON.stringify(json);
     }
+    record(reply.status);
     res.writeHead(reply.status, out);
     res.end(reply.status === 204 ? undefined : payload);
   }
