@@ -3,7 +3,8 @@ import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import { OrdoError } from "../util/errors.js";
 import { silentLogger, type Logger } from "../util/logger.js";
-import { AUTHORITY_KEY_FILE, readAuthorityPublicKey, writeFileAtomic } from "./authority.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
+import { AUTHORITY_KEY_FILE, readAuthorityPublicKey } from "./authority.js";
 import { ALL_COURSES, TokenError, type Principal, type TokenVerifier } from "./principal.js";
 import { decodeToken, hasValidSignature, isPublicKey, isTokenId, parseToken, principalOf, publicKeyFrom } from "./tokens.js";
 

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { Authority, writeFileAtomic } from "../net/authority.js";
+import { Authority } from "../net/authority.js";
+import { writeFileAtomic } from "../util/atomic-file.js";
 import { ALL_COURSES, type Principal } from "../net/principal.js";
 import { decodeToken, issuerOf } from "../net/tokens.js";
 import { Verifier } from "../net/trust.js";

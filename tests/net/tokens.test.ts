@@ -2,7 +2,8 @@ import { createPrivateKey, generateKeyPairSync, sign, type KeyObject } from "nod
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Authority, AUTHORITY_KEY_FILE, writeFileAtomic } from "../../src/net/authority.js";
+import { Authority, AUTHORITY_KEY_FILE } from "../../src/net/authority.js";
+import { writeFileAtomic } from "../../src/util/atomic-file.js";
 import { TokenError, type TokenProblem } from "../../src/net/principal.js";
 import { decodeToken, issuerOf, MAX_TOKEN_LENGTH, newTokenId, TOKEN_PREFIX, verifyHolderSignature, type TokenPayload } from "../../src/net/tokens.js";
 import { listRevocations, listTrustedIssuers, REVOKED_TOKENS_FILE, revokeToken, TRUSTED_ISSUERS_FILE, trustIssuer, Verifier } from "../../src/net/trust.js";
