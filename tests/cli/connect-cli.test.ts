@@ -1,0 +1,65 @@
+import { spawn } from "node:child_process";
+import { existsSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeCanvas } from "../../src/testing/fake-canvas/index.js";
+import { makeTempDir } from "../../src/testing/temp-dir.js";
+
+const ORDO = join(import.meta.dirname, "../../bin/ordo.js");
+
+/** Runs the CLI as a child process (asynchronously: the fake Canvas answers from this process). */
+function ordo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [ORDO, ...args], { env: { ...process.env, ORDO_DATA: undefined } });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
+}
+
+describe("ordo connect canvas and ordo sync canvas", () => {
+  let canvas: FakeCanvas;
+  const temp = makeTempDir("ordo-connect-");
+  const data = join(temp.dir, "node");
+  beforeAll(async () => {
+    canvas = await FakeCanvas.start({ clock: () => Date.parse("2025-01-22T12:00:00Z") });
+    expect((await ordo(["init", "--data", data])).code).toBe(0);
+  });
+  afterAll(async () => {
+    await canvas.close();
+    temp.remove();
+  });
+
+  it("refuses a bad token with one clear line and saves nothing", async () => {
+    const bad = join(temp.dir, "bad.token");
+    writeFileSync(bad, "not-a-valid-token\n");
+    const result = await ordo(["connect", "canvas", "--data", data, "--url", canvas.url, "--token-file", bad, "--course", "4201"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/^ordo: Canvas refused: .*credentials were refused/);
+    expect(existsSync(join(data, "connectors.json"))).toBe(false);
+  });
+
+  it("connects with the token kept in a 0600 file and never printed, then pulls the course into SQL", async () => {
+    const tokenFile = join(temp.dir, "canvas.token");
+    writeFileSync(tokenFile, `${canvas.token}\n`);
+    const connected = await ordo(["connect", "canvas", "--data", data, "--url", canvas.url, "--token-file", tokenFile, "--course", "4201"]);
+    expect(connected.code).toBe(0);
+    expect(connected.stdout).toContain("connected Canvas course 4201");
+    expect(statSync(join(data, "connectors.json")).mode & 0o777).toBe(0o600);
+
+    const synced = await ordo(["sync", "canvas", "--data", data, "--json"]);
+    expect(synced.code).toBe(0);
+    expect(JSON.parse(synced.stdout)).toMatchObject({ failed: [], deleted: 0 });
+    expect(JSON.parse(synced.stdout).created).toBeGreaterThan(20);
+    for (const output of [connected.stdout, connected.stderr, synced.stdout, synced.stderr]) expect(output).not.toContain(canvas.token);
+
+    const rows = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from assignments"])).stdout) as Array<{ n: number }>;
+    expect(rows[0]!.n).toBeGreaterThan(0);
+  });
+
+  it("refuses a wrong flag with one clear line", async () => {
+    const result = await ordo(["connect", "canvas", "--data", data, "--url", "ftp://x", "--token-file", "x", "--course", "4201"]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/expected an http:\/\/ or https:\/\/ URL/);
+  });
+});
