@@ -5,7 +5,11 @@ import type { Kind } from "../../crdt/schema/kinds.js";
 import type { ConnectorTables } from "../connector-tables.js";
 import { RemoteError, type HttpClient } from "../http-client.js";
 import { importDocument, type ImportOutcome, type IncomingDocument } from "../import-documents.js";
+import { recordInSync } from "../remote-records.js";
+import type { PullResult } from "../pull-result.js";
 import * as map from "./canvas-mapping.js";
+
+export type { PullResult } from "../pull-result.js";
 
 type Payload = Record<string, unknown>;
 
@@ -17,18 +21,6 @@ export interface PullOptions {
   /** The Canvas course id (a string: ids can pass 2^53). */
   courseId: string;
   onProgress?: (done: number, stage: string) => void;
-}
-
-/** What one pull did, per record: a connector reports, it never throws for one bad object. */
-export interface PullResult {
-  created: number;
-  updated: number;
-  unchanged: number;
-  /** Documents whose Canvas object is gone (a full listing no longer has it): tombstoned. */
-  deleted: number;
-  failed: Array<{ what: string; error: string }>;
-  /** Listings that could not be read in full: nothing they hold was taken as deleted. */
-  incomplete: string[];
 }
 
 /**
@@ -44,15 +36,11 @@ export async function pullCanvasCourse(options: PullOptions): Promise<PullResult
   let done = 0;
   const seen = new Map<string, Set<string>>();
 
-  const take = async (type: map.CanvasType, remoteId: string, incoming: IncomingDocument<Kind>): Promise<void> => {
+  const take = async (type: map.CanvasType, remoteId: string, incoming: IncomingDocument<Kind>, remoteVersion: unknown = null): Promise<void> => {
     try {
       const outcome: ImportOutcome = await importDocument(store, incoming);
       result[outcome]++;
-      await db
-        .insertInto("remote_ids")
-        .values({ system: "canvas", remote_type: type, remote_id: remoteId, doc_url: incoming.url })
-        .onConflict((oc) => oc.columns(["system", "remote_type", "remote_id"]).doUpdateSet({ doc_url: incoming.url }))
-        .execute();
+      await recordInSync(db, store, { system: "canvas", type, remoteId, url: incoming.url, remoteVersion: typeof remoteVersion === "string" ? remoteVersion : null });
       const ids = seen.get(type) ?? new Set<string>();
       ids.add(remoteId);
       seen.set(type, ids);
@@ -92,11 +80,11 @@ export async function pullCanvasCourse(options: PullOptions): Promise<PullResult
 
   await listing("user", `${base}/users`, { "include[]": ["email", "avatar_url"] }, (u) => take("user", String(u.id), map.userFrom(instance, u)));
   await listing("enrollment", `${base}/enrollments`, { "state[]": ["active", "invited", "completed", "inactive"] }, (e) => take("enrollment", String(e.id), map.enrollmentFrom(instance, course, e)));
-  await listing("assignment", `${base}/assignments`, {}, (a) => take("assignment", String(a.id), map.assignmentFrom(instance, course, a)));
+  await listing("assignment", `${base}/assignments`, {}, (a) => take("assignment", String(a.id), map.assignmentFrom(instance, course, a), a.updated_at));
   await listing("submission", `${base}/students/submissions`, { "student_ids[]": ["all"] }, async (s) => {
     const { submission, grade } = map.submissionFrom(instance, course, s);
-    await take("submission", String(s.id), submission);
-    if (grade) await take("grade", String(s.id), grade);
+    await take("submission", String(s.id), submission, s.submitted_at);
+    if (grade) await take("grade", String(s.id), grade, s.graded_at);
   });
   const topics: string[] = [];
   for (const announcements of [false, true]) {
