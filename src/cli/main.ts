@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { registerConflicts } from "./commands/conflicts.js";
 import { registerConnect } from "./commands/connect.js";
 import { registerDemo } from "./commands/demo.js";
 import { registerDocs } from "./commands/docs.js";
@@ -24,7 +25,7 @@ const program = new Command("ordo")
   .showSuggestionAfterError()
   .exitOverride();
 
-for (const register of [registerInit, registerDemo, registerDocs, registerShow, registerQuery, registerSearch, registerRebuild, registerMigrate, registerStatus, registerServe, registerRelay, registerToken, registerTrust, registerConnect]) {
+for (const register of [registerInit, registerDemo, registerDocs, registerShow, registerQuery, registerSearch, registerRebuild, registerMigrate, registerStatus, registerServe, registerRelay, registerToken, registerTrust, registerConnect, registerConflicts]) {
   register(program);
 }
 for (const sub of program.commands) sub.exitOverride();

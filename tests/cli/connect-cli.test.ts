@@ -49,8 +49,9 @@ describe("ordo connect canvas and ordo sync canvas", () => {
 
     const synced = await ordo(["sync", "canvas", "--data", data, "--json"]);
     expect(synced.code).toBe(0);
-    expect(JSON.parse(synced.stdout)).toMatchObject({ failed: [], deleted: 0 });
-    expect(JSON.parse(synced.stdout).created).toBeGreaterThan(20);
+    expect(JSON.parse(synced.stdout).pulled).toMatchObject({ failed: [], deleted: 0 });
+    expect(JSON.parse(synced.stdout).pulled.created).toBeGreaterThan(20);
+    expect(JSON.parse((await ordo(["conflicts", "--data", data, "--json"])).stdout)).toEqual([]);
     for (const output of [connected.stdout, connected.stderr, synced.stdout, synced.stderr]) expect(output).not.toContain(canvas.token);
 
     const rows = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from assignments"])).stdout) as Array<{ n: number }>;

@@ -4,6 +4,8 @@ import { InvalidArgumentError, Option, type Command } from "commander";
 import { canvasClient } from "../../connectors/canvas/canvas-client.js";
 import { canvasInstance } from "../../connectors/canvas/canvas-mapping.js";
 import { pullCanvasCourse, type PullResult } from "../../connectors/canvas/canvas-pull.js";
+import { pushCanvasChanges, type PushResult } from "../../connectors/canvas/canvas-push.js";
+import { Outbox } from "../../connectors/outbox.js";
 import { readConnectorSettings, redacted, writeConnectorSettings, type CanvasSettings } from "../../connectors/connector-config.js";
 import { connectorDb } from "../../connectors/connector-tables.js";
 import { RemoteError } from "../../connectors/http-client.js";
@@ -22,7 +24,7 @@ interface SyncFlags extends CommonOptions {
   interval: number;
 }
 
-/** `ordo connect canvas` and `ordo sync canvas`: point the node at a Canvas course, then pull it. */
+/** `ordo connect canvas`, `ordo sync canvas` and `ordo conflicts`: point the node at a Canvas course, keep it in step, see what clashed. */
 export function registerConnect(program: Command): void {
   const connect = program.command("connect").description("point this node at a Canvas course (settings and credentials stay in this node, mode 0600)");
   command(connect, "canvas", "connect a Canvas course: checks the token against the course, then saves the settings")
@@ -41,7 +43,7 @@ export function registerConnect(program: Command): void {
       }
     });
 
-  command(program, "sync", "pull a connected system's course into this node's documents")
+  command(program, "sync", "send this node's changes to a connected system, then pull its course into documents")
     .argument("<system>", "canvas", (value: string) => {
       if (value !== "canvas") throw new InvalidArgumentError('expected "canvas"');
       return value;
@@ -53,19 +55,17 @@ export function registerConnect(program: Command): void {
       if (!settings) throw new OrdoError("ORDO_NOT_CONNECTED", "no Canvas course connected (run `ordo connect canvas` first)");
       for (;;) {
         const result = await withEngine(options, async (engine) => {
-          const outcome = await pullCanvasCourse({
-            client: canvasClient({ url: settings.url, token: () => settings.token }),
-            instance: canvasInstance(settings.url),
-            store: engine.docs,
-            db: connectorDb(engine.db),
-            courseId: settings.courseId,
-          });
+          const client = canvasClient({ url: settings.url, token: () => settings.token });
+          const db = connectorDb(engine.db);
+          // Local work first: a pull after it then sees Canvas as it is with that work in it.
+          const pushed = await pushCanvasChanges({ client, store: engine.docs, db, outbox: new Outbox(db), courseId: settings.courseId });
+          const pulled = await pullCanvasCourse({ client, instance: canvasInstance(settings.url), store: engine.docs, db, courseId: settings.courseId });
           await engine.whenProjected();
-          return outcome;
+          return { pushed, pulled };
         });
-        printResult(options, result, summary(result));
+        printResult(options, result, summary(result.pulled, result.pushed));
         if (!options.watch) {
-          if (result.failed.length > 0) process.exitCode = 1;
+          if (result.pulled.failed.length > 0 || result.pushed.failed.length > 0) process.exitCode = 1;
           return;
         }
         await new Promise((done) => setTimeout(done, options.interval));
@@ -73,9 +73,13 @@ export function registerConnect(program: Command): void {
     });
 }
 
-function summary(result: PullResult): string {
-  const lines = [`pulled: ${result.created} created, ${result.updated} updated, ${result.unchanged} unchanged, ${result.deleted} deleted`];
-  for (const failure of result.failed) lines.push(`failed: ${failure.what}: ${failure.error}`);
+function summary(pulled: PullResult, pushed: PushResult): string {
+  const lines = [
+    `pushed: ${pushed.sent} sent, ${pushed.conflicts} conflicts, ${pushed.retrying} to retry`,
+    `pulled: ${pulled.created} created, ${pulled.updated} updated, ${pulled.unchanged} unchanged, ${pulled.deleted} deleted`,
+  ];
+  for (const failure of pushed.failed) lines.push(`failed: ${failure.url}: ${failure.error}`);
+  for (const failure of pulled.failed) lines.push(`failed: ${failure.what}: ${failure.error}`);
   return lines.join("\n");
 }
 
