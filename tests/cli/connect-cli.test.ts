@@ -52,6 +52,8 @@ describe("ordo connect canvas and ordo sync canvas", () => {
     expect(JSON.parse(synced.stdout).pulled).toMatchObject({ failed: [], deleted: 0 });
     expect(JSON.parse(synced.stdout).pulled.created).toBeGreaterThan(20);
     expect(JSON.parse((await ordo(["conflicts", "--data", data, "--json"])).stdout)).toEqual([]);
+    const status = JSON.parse((await ordo(["status", "--data", data, "--json"])).stdout) as { connectors: Array<{ system: string; documents: { in_sync?: number } }> };
+    expect(status.connectors[0]).toMatchObject({ system: "canvas", documents: { in_sync: expect.any(Number) } });
     for (const output of [connected.stdout, connected.stderr, synced.stdout, synced.stderr]) expect(output).not.toContain(canvas.token);
 
     const rows = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from assignments"])).stdout) as Array<{ n: number }>;

@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
+import { connectorStatus } from "../../connectors/connector-status.js";
+import { connectorDb } from "../../connectors/connector-tables.js";
 import type { EngineStatus } from "../../engine.js";
 import type { NodeStatus } from "../../node/sync-node.js";
 import { command, printResult, withEngine, type CommonOptions } from "../cli-kit.js";
@@ -12,7 +14,8 @@ export function registerStatus(program: Command): void {
   command(program, "status", "what this node holds (documents, projection, quarantine, damage) and, while it runs, how sync stands with each peer").action(async (options: CommonOptions) => {
     // A running node answers for itself: opening its store beside it would only race its writes.
     const running = await askRunningNode(options.data);
-    const status = running?.engine ?? (await withEngine(options, (engine) => engine.status()));
+    const local = running ? undefined : await withEngine(options, async (engine) => ({ engine: await engine.status(), connectors: await connectorStatus(connectorDb(engine.db)) }));
+    const status = running?.engine ?? local!.engine;
     const kinds = Object.entries(status.byKind).map(([kind, n]) => `${kind} ${n}`).join(", ");
     const lines = [
       `data:        ${status.dataDir}`,
@@ -31,8 +34,12 @@ export function registerStatus(program: Command): void {
       }
     } else {
       lines.push("node:        not running");
+      for (const connector of local!.connectors) {
+        const counts = (record: Record<string, number>) => Object.entries(record).map(([state, n]) => `${n} ${state}`).join(", ") || "none";
+        lines.push(`${`${connector.system}:`.padEnd(13)}documents ${counts(connector.documents)}; outbox ${counts(connector.outbox)}`);
+      }
     }
-    printResult(options, running ? { ...status, node: { ...running, engine: undefined } } : { ...status, node: null }, lines.join("\n"));
+    printResult(options, running ? { ...status, node: { ...running, engine: undefined } } : { ...status, node: null, connectors: local!.connectors }, lines.join("\n"));
   });
 }
 
