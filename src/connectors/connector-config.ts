@@ -18,6 +18,8 @@ export interface DiscourseSettings {
   apiKey: string;
   username: string;
   categoryId: string;
+  /** The course document the category is the forum of. */
+  course: string;
 }
 
 export interface ConnectorSettings {

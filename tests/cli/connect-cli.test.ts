@@ -3,6 +3,7 @@ import { existsSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeCanvas } from "../../src/testing/fake-canvas/index.js";
+import { FakeDiscourse } from "../../src/testing/fake-discourse/index.js";
 import { makeTempDir } from "../../src/testing/temp-dir.js";
 
 const ORDO = join(import.meta.dirname, "../../bin/ordo.js");
@@ -58,6 +59,27 @@ describe("ordo connect canvas and ordo sync canvas", () => {
 
     const rows = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from assignments"])).stdout) as Array<{ n: number }>;
     expect(rows[0]!.n).toBeGreaterThan(0);
+  });
+
+  it("connects a Discourse category as the course's forum and pulls its topics and posts", async () => {
+    const discourse = await FakeDiscourse.start();
+    try {
+      const keyFile = join(temp.dir, "discourse.key");
+      writeFileSync(keyFile, `${discourse.apiKey}\n`);
+      const connected = await ordo(["connect", "discourse", "--data", data, "--url", discourse.url, "--api-key-file", keyFile, "--username", discourse.username, "--category", "12"]);
+      expect(connected.stderr).toBe("");
+      expect(connected.stdout).toMatch(/connected Discourse category 12 .* to automerge:/);
+      const before = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from posts"])).stdout) as Array<{ n: number }>;
+      const synced = await ordo(["sync", "discourse", "--data", data, "--json"]);
+      expect(synced.code).toBe(0);
+      expect(JSON.parse(synced.stdout).pulled).toMatchObject({ failed: [] });
+      expect(JSON.parse(synced.stdout).pulled.created).toBeGreaterThan(0);
+      const after = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from posts"])).stdout) as Array<{ n: number }>;
+      expect(after[0]!.n).toBeGreaterThan(before[0]!.n);
+      for (const output of [connected.stdout, synced.stdout, synced.stderr]) expect(output).not.toContain(discourse.apiKey);
+    } finally {
+      await discourse.close();
+    }
   });
 
   it("refuses a wrong flag with one clear line", async () => {

@@ -2,11 +2,15 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { canvasClient } from "../../connectors/canvas/canvas-client.js";
-import { canvasInstance } from "../../connectors/canvas/canvas-mapping.js";
+import { canvasInstance, urlOf } from "../../connectors/canvas/canvas-mapping.js";
 import { pullCanvasCourse, type PullResult } from "../../connectors/canvas/canvas-pull.js";
 import { pushCanvasChanges, type PushResult } from "../../connectors/canvas/canvas-push.js";
 import { Outbox } from "../../connectors/outbox.js";
-import { readConnectorSettings, redacted, writeConnectorSettings, type CanvasSettings } from "../../connectors/connector-config.js";
+import { readConnectorSettings, redacted, writeConnectorSettings, type CanvasSettings, type ConnectorSettings, type DiscourseSettings } from "../../connectors/connector-config.js";
+import { discourseClient } from "../../connectors/discourse/discourse-client.js";
+import { discourseInstance } from "../../connectors/discourse/discourse-mapping.js";
+import { pullDiscourseCategory } from "../../connectors/discourse/discourse-pull.js";
+import type { DocUrl } from "../../crdt/ids.js";
 import { connectorDb } from "../../connectors/connector-tables.js";
 import { RemoteError } from "../../connectors/http-client.js";
 import { OrdoError } from "../../util/errors.js";
@@ -24,7 +28,7 @@ interface SyncFlags extends CommonOptions {
   interval: number;
 }
 
-/** `ordo connect canvas`, `ordo sync canvas` and `ordo conflicts`: point the node at a Canvas course, keep it in step, see what clashed. */
+/** `ordo connect canvas|discourse` and `ordo sync canvas|discourse`: point the node at a course and its forum, keep them in step. */
 export function registerConnect(program: Command): void {
   const connect = program.command("connect").description("point this node at a Canvas course (settings and credentials stay in this node, mode 0600)");
   command(connect, "canvas", "connect a Canvas course: checks the token against the course, then saves the settings")
@@ -43,14 +47,36 @@ export function registerConnect(program: Command): void {
       }
     });
 
+  command(connect, "discourse", "connect a Discourse category as a course's forum: checks the key against the category, then saves the settings")
+    .requiredOption("--url <url>", "the Discourse forum, e.g. https://forum.school.example", httpUrl)
+    .requiredOption("--api-key-file <file>", "a file holding the Discourse API key")
+    .requiredOption("--username <name>", "the user the API key acts as", (value: string) => value)
+    .requiredOption("--category <id>", "the Discourse category id", courseId)
+    .option("--course <doc-url>", "the course whose forum it is (default: the connected Canvas course, or the only course)")
+    .action(async (options: ConnectDiscourseFlags) => {
+      const dataDir = resolve(options.data);
+      const existing = readConnectorSettings(dataDir);
+      const course = options.course ?? (await defaultCourse(options, existing));
+      const settings: DiscourseSettings = { url: options.url, apiKey: readSecret(options.apiKeyFile), username: options.username, categoryId: options.category, course };
+      const client = discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username, retry: { attempts: 2, throttleWaits: 2 } });
+      try {
+        const category = await client.request<{ category?: { name?: string } }>("GET", `/c/${encodeURIComponent(settings.categoryId)}/show.json`);
+        writeConnectorSettings(dataDir, { ...existing, discourse: settings });
+        printResult(options, redacted({ discourse: settings }), `connected Discourse category ${settings.categoryId} (${category.body.category?.name ?? "unnamed"}) at ${settings.url} to ${course}`);
+      } catch (error) {
+        throw error instanceof RemoteError ? new OrdoError(error.code, `Discourse refused: ${error.message}`) : error;
+      }
+    });
+
   command(program, "sync", "send this node's changes to a connected system, then pull its course into documents")
-    .argument("<system>", "canvas", (value: string) => {
-      if (value !== "canvas") throw new InvalidArgumentError('expected "canvas"');
+    .argument("<system>", "canvas or discourse", (value: string) => {
+      if (value !== "canvas" && value !== "discourse") throw new InvalidArgumentError('expected "canvas" or "discourse"');
       return value;
     })
     .option("--watch", "keep pulling, every --interval")
     .addOption(new Option("--interval <interval>", "time between pulls with --watch: 30s, 5m").argParser(duration).default(duration("60s"), "60s"))
-    .action(async (_system: string, options: SyncFlags) => {
+    .action(async (system: string, options: SyncFlags) => {
+      if (system === "discourse") return syncDiscourse(options);
       const settings = readConnectorSettings(resolve(options.data)).canvas;
       if (!settings) throw new OrdoError("ORDO_NOT_CONNECTED", "no Canvas course connected (run `ordo connect canvas` first)");
       for (;;) {
@@ -73,12 +99,10 @@ export function registerConnect(program: Command): void {
     });
 }
 
-function summary(pulled: PullResult, pushed: PushResult): string {
-  const lines = [
-    `pushed: ${pushed.sent} sent, ${pushed.conflicts} conflicts, ${pushed.retrying} to retry`,
-    `pulled: ${pulled.created} created, ${pulled.updated} updated, ${pulled.unchanged} unchanged, ${pulled.deleted} deleted`,
-  ];
-  for (const failure of pushed.failed) lines.push(`failed: ${failure.url}: ${failure.error}`);
+function summary(pulled: PullResult, pushed: PushResult | null): string {
+  const lines = [`pulled: ${pulled.created} created, ${pulled.updated} updated, ${pulled.unchanged} unchanged, ${pulled.deleted} deleted`];
+  if (pushed) lines.unshift(`pushed: ${pushed.sent} sent, ${pushed.conflicts} conflicts, ${pushed.retrying} to retry`);
+  for (const failure of pushed?.failed ?? []) lines.push(`failed: ${failure.url}: ${failure.error}`);
   for (const failure of pulled.failed) lines.push(`failed: ${failure.what}: ${failure.error}`);
   return lines.join("\n");
 }
@@ -107,4 +131,45 @@ function httpUrl(value: string): string {
 function courseId(value: string): string {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError("expected a numeric Canvas course id");
   return value;
+}
+
+interface ConnectDiscourseFlags extends CommonOptions {
+  url: string;
+  apiKeyFile: string;
+  username: string;
+  category: string;
+  course?: string;
+}
+
+/** The course a forum belongs to when not named: the connected Canvas course, else the store's only course. */
+async function defaultCourse(options: CommonOptions, settings: ConnectorSettings): Promise<string> {
+  if (settings.canvas) return urlOf(canvasInstance(settings.canvas.url), "course", settings.canvas.courseId)!;
+  const courses = await withEngine(options, (engine) => engine.docs.records({ kind: "course" }));
+  if (courses.length === 1) return `automerge:${courses[0]!.id}`;
+  throw new OrdoError("ORDO_WHICH_COURSE", `this node holds ${courses.length} courses: say which one with --course <doc-url>`);
+}
+
+async function syncDiscourse(options: SyncFlags): Promise<void> {
+  const settings = readConnectorSettings(resolve(options.data)).discourse;
+  if (!settings) throw new OrdoError("ORDO_NOT_CONNECTED", "no Discourse category connected (run `ordo connect discourse` first)");
+  for (;;) {
+    const pulled = await withEngine(options, async (engine) => {
+      const outcome = await pullDiscourseCategory({
+        client: discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username }),
+        instance: discourseInstance(settings.url),
+        store: engine.docs,
+        db: connectorDb(engine.db),
+        categoryId: settings.categoryId,
+        course: settings.course as DocUrl,
+      });
+      await engine.whenProjected();
+      return outcome;
+    });
+    printResult(options, { pulled }, summary(pulled, null));
+    if (!options.watch) {
+      if (pulled.failed.length > 0) process.exitCode = 1;
+      return;
+    }
+    await new Promise((done) => setTimeout(done, options.interval));
+  }
 }
