@@ -41,3 +41,9 @@ export async function remoteIdOf(db: Kysely<ConnectorTables>, system: RemoteSyst
   const row = await db.selectFrom("remote_ids").select("remote_id").where("system", "=", system).where("doc_url", "=", url).where("remote_type", "=", type).executeTakeFirst();
   return row?.remote_id;
 }
+
+/** The document a remote object is already mapped to, if any. */
+export async function mappedUrl(db: Kysely<ConnectorTables>, system: RemoteSystem, type: string, remoteId: string): Promise<DocUrl | undefined> {
+  const row = await db.selectFrom("remote_ids").select("doc_url").where("system", "=", system).where("remote_type", "=", type).where("remote_id", "=", remoteId).executeTakeFirst();
+  return row?.doc_url as DocUrl | undefined;
+}

@@ -26,6 +26,19 @@ export function discourseInstance(baseUrl: string): DiscourseInstance {
 /** Discourse object types as they appear in identities. */
 export type DiscourseType = "user" | "topic" | "post";
 
+/**
+ * What a node appends to the raw of a post it creates: an HTML comment (Discourse renders
+ * nothing for it) naming the outbox entry, so after a crash the node can tell whether its
+ * request created the post before it sends again. Pulls take it off.
+ */
+export function sendMark(key: string): string {
+  return `\n\n<!-- ordo:${key} -->`;
+}
+
+export function withoutSendMark(raw: string): string {
+  return raw.replace(/\n*<!-- ordo:[0-9a-f-]{36} -->\s*$/, "");
+}
+
 const KIND_OF = { user: "user", topic: "discussion_topic", post: "post" } as const satisfies Record<DiscourseType, Kind>;
 
 export function identityOf(instance: DiscourseInstance, type: DiscourseType, id: string | number): ExternalIdentity {
@@ -127,7 +140,7 @@ export function postFrom(instance: DiscourseInstance, course: DocUrl, topicId: s
     topic: urlOf(instance, "topic", topicId),
     parent: urlOf(instance, "post", parentId),
     author: urlOf(instance, "user", idOf(post.user_id)),
-    message: deleted ? "" : text(post.raw),
+    message: deleted ? "" : withoutSendMark(text(post.raw)),
     editedAt: post.updated_at !== post.created_at ? instant(post.updated_at) : null,
     deleted,
   });

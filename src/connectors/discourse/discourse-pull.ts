@@ -6,6 +6,7 @@ import type { ConnectorTables } from "../connector-tables.js";
 import type { HttpClient } from "../http-client.js";
 import { importDocument, type IncomingDocument } from "../import-documents.js";
 import { emptyPullResult, type PullResult } from "../pull-result.js";
+import { mappedUrl } from "../remote-records.js";
 import * as map from "./discourse-mapping.js";
 
 type Payload = Record<string, unknown>;
@@ -53,8 +54,11 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
     ids.add(remoteId);
     seen.set(type, ids);
   };
-  const take = async (type: map.DiscourseType, remoteId: string, incoming: IncomingDocument<Kind>): Promise<void> => {
+  const take = async (type: map.DiscourseType, remoteId: string, derived: IncomingDocument<Kind>): Promise<void> => {
     try {
+      // A post this node made and pushed is already a document: the pull updates that one.
+      const mapped = await mappedUrl(db, "discourse", type, remoteId);
+      const incoming = mapped && mapped !== derived.url ? { ...derived, url: mapped } : derived;
       result[await importDocument(store, incoming)]++;
       await db
         .insertInto("remote_ids")
