@@ -10,6 +10,7 @@ import { readConnectorSettings, redacted, writeConnectorSettings, type CanvasSet
 import { discourseClient } from "../../connectors/discourse/discourse-client.js";
 import { discourseInstance } from "../../connectors/discourse/discourse-mapping.js";
 import { pullDiscourseCategory } from "../../connectors/discourse/discourse-pull.js";
+import { pushDiscourseReplies } from "../../connectors/discourse/discourse-push.js";
 import type { DocUrl } from "../../crdt/ids.js";
 import { connectorDb } from "../../connectors/connector-tables.js";
 import { RemoteError } from "../../connectors/http-client.js";
@@ -153,21 +154,18 @@ async function syncDiscourse(options: SyncFlags): Promise<void> {
   const settings = readConnectorSettings(resolve(options.data)).discourse;
   if (!settings) throw new OrdoError("ORDO_NOT_CONNECTED", "no Discourse category connected (run `ordo connect discourse` first)");
   for (;;) {
-    const pulled = await withEngine(options, async (engine) => {
-      const outcome = await pullDiscourseCategory({
-        client: discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username }),
-        instance: discourseInstance(settings.url),
-        store: engine.docs,
-        db: connectorDb(engine.db),
-        categoryId: settings.categoryId,
-        course: settings.course as DocUrl,
-      });
+    const { pushed, pulled } = await withEngine(options, async (engine) => {
+      const client = discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username });
+      const db = connectorDb(engine.db);
+      const course = settings.course as DocUrl;
+      const replies = await pushDiscourseReplies({ client, store: engine.docs, db, outbox: new Outbox(db), course });
+      const outcome = await pullDiscourseCategory({ client, instance: discourseInstance(settings.url), store: engine.docs, db, categoryId: settings.categoryId, course });
       await engine.whenProjected();
-      return outcome;
+      return { pushed: replies, pulled: outcome };
     });
-    printResult(options, { pulled }, summary(pulled, null));
+    printResult(options, { pushed, pulled }, `pushed: ${pushed.created} replies created, ${pushed.recovered} recovered, ${pushed.retrying} to retry\n${summary(pulled, null)}`);
     if (!options.watch) {
-      if (pulled.failed.length > 0) process.exitCode = 1;
+      if (pulled.failed.length > 0 || pushed.failed.length > 0) process.exitCode = 1;
       return;
     }
     await new Promise((done) => setTimeout(done, options.interval));
