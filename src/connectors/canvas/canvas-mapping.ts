@@ -1,6 +1,9 @@
 import type { CreateInput } from "../../crdt/doc-store.js";
-import { externalDocUrl, type DocUrl, type ExternalIdentity } from "../../crdt/ids.js";
+import type { DocUrl, ExternalIdentity } from "../../crdt/ids.js";
 import type { EnrollmentRole, Kind, ModuleItem } from "../../crdt/schema/kinds.js";
+import { importedDocument, instant, nullableText, remoteIdentity, remoteUrl, text, type Imported } from "../remote-documents.js";
+
+export { instant, type Imported };
 
 /**
  * Canvas payloads to document fields, and back: pure functions, no I/O. Every Canvas object
@@ -36,39 +39,17 @@ const KIND_OF: Record<CanvasType, Kind> = {
 };
 
 export function identityOf(instance: CanvasInstance, type: CanvasType, id: string | number): ExternalIdentity {
-  return { system: instance.system, id: `${type}/${String(id)}` };
+  return remoteIdentity(instance.system, type, id);
 }
 
 export function urlOf(instance: CanvasInstance, type: CanvasType, id: string | number | null | undefined): DocUrl | null {
-  if (id === null || id === undefined || id === "") return null;
-  return externalDocUrl(KIND_OF[type], identityOf(instance, type, id));
-}
-
-/** What the connector creates or merges for one Canvas object. */
-export interface Imported<K extends Kind> {
-  kind: K;
-  identity: ExternalIdentity;
-  url: DocUrl;
-  fields: CreateInput<K>;
+  return remoteUrl(KIND_OF[type], instance.system, type, id);
 }
 
 function imported<K extends Kind>(instance: CanvasInstance, type: CanvasType, id: string | number, kind: K, fields: CreateInput<K>): Imported<K> {
-  const identity = identityOf(instance, type, id);
-  return { kind, identity, url: externalDocUrl(kind, identity), fields: { ...fields, external: { canvas: String(id) } } };
+  return importedDocument(instance.system, type, id, kind, "canvas", fields);
 }
 
-/**
- * An instant as ISO-8601 UTC, whatever offset Canvas wrote it with (user timestamps carry the
- * user's local offset); null for null, undefined or unparseable input.
- */
-export function instant(value: unknown): string | null {
-  if (typeof value !== "string" || value.length === 0) return null;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
-}
-
-const text = (value: unknown): string => (typeof value === "string" ? value : "");
-const nullableText = (value: unknown): string | null => (typeof value === "string" && value.length > 0 ? value : null);
 const number = (value: unknown, fallback = 0): number => (typeof value === "number" && Number.isFinite(value) ? value : typeof value === "string" && value.trim() !== "" && Number.isFinite(Number(value)) ? Number(value) : fallback);
 const nullableNumber = (value: unknown): number | null => {
   const n = number(value, Number.NaN);

@@ -1,6 +1,9 @@
 import type { CreateInput } from "../../crdt/doc-store.js";
-import { externalDocUrl, type DocUrl, type ExternalIdentity } from "../../crdt/ids.js";
+import type { DocUrl, ExternalIdentity } from "../../crdt/ids.js";
 import type { Kind } from "../../crdt/schema/kinds.js";
+import { importedDocument, instant, nullableText, remoteIdentity, remoteUrl, text, type Imported } from "../remote-documents.js";
+
+export { instant, type Imported };
 
 /**
  * Discourse payloads to document fields: pure functions, no I/O. Like the Canvas mapping,
@@ -42,36 +45,17 @@ export function withoutSendMark(raw: string): string {
 const KIND_OF = { user: "user", topic: "discussion_topic", post: "post" } as const satisfies Record<DiscourseType, Kind>;
 
 export function identityOf(instance: DiscourseInstance, type: DiscourseType, id: string | number): ExternalIdentity {
-  return { system: instance.system, id: `${type}/${String(id)}` };
+  return remoteIdentity(instance.system, type, id);
 }
 
 export function urlOf(instance: DiscourseInstance, type: DiscourseType, id: string | number | null | undefined): DocUrl | null {
-  if (id === null || id === undefined || id === "") return null;
-  return externalDocUrl(KIND_OF[type], identityOf(instance, type, id));
-}
-
-/** What the connector creates or merges for one Discourse object. */
-export interface Imported<K extends Kind> {
-  kind: K;
-  identity: ExternalIdentity;
-  url: DocUrl;
-  fields: CreateInput<K>;
+  return remoteUrl(KIND_OF[type], instance.system, type, id);
 }
 
 function imported<K extends Kind>(instance: DiscourseInstance, type: DiscourseType, id: string | number, kind: K, fields: CreateInput<K>): Imported<K> {
-  const identity = identityOf(instance, type, id);
-  return { kind, identity, url: externalDocUrl(kind, identity), fields: { ...fields, external: { discourse: String(id) } } };
+  return importedDocument(instance.system, type, id, kind, "discourse", fields);
 }
 
-/** An instant as ISO-8601 UTC; null for null, undefined or unparseable input. */
-export function instant(value: unknown): string | null {
-  if (typeof value !== "string" || value.length === 0) return null;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
-}
-
-const text = (value: unknown): string => (typeof value === "string" ? value : "");
-const nullableText = (value: unknown): string | null => (typeof value === "string" && value.length > 0 ? value : null);
 const idOf = (value: unknown): string | null => (typeof value === "number" || (typeof value === "string" && value !== "") ? String(value) : null);
 
 type Payload = Record<string, unknown>;

@@ -2,6 +2,7 @@
 import { placeholder } from "./course-routes.js";
 import { displayUser, type CanvasAssignment, type CanvasEntry, type CanvasState, type CanvasTopic } from "./canvas-state.js";
 import { formatCanvasTime } from "./canvas-wire.js";
+import { createRandom } from "../../util/random.js";
 
 export interface CourseScale {
   students?: number;
@@ -10,17 +11,6 @@ export interface CourseScale {
   entriesPerTopic?: number;
 }
 
-/** A small seeded PRNG (mulberry32): the same seed always yields the same course. */
-function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FIRST_NAMES = ["Ada", "Bo", "Chen", "Dara", "Eli", "Fatima", "Gus", "Hana", "Ivo", "Jun", "Kemi", "Lior"];
 const LAST_NAMES = ["Abara", "Berg", "Costa", "Dube", "Ekström", "Fofana", "Garcia", "Huang", "Ito", "Jensen"];
