@@ -51,7 +51,11 @@ const TOKEN_ID_BYTES = 16;
 
 /** A fresh random token id (`jti`). */
 export function newTokenId(): string {
-  return randomBytes(TOKEN_ID_BYTES).toString("base64url");
+  // Never starting with "-": `ordo token revoke <id>` would read such an id as a flag.
+  for (;;) {
+    const id = randomBytes(TOKEN_ID_BYTES).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
 }
 
 /** Whether `text` has the shape of a token id (`jti`): base64url of 16 bytes. */

@@ -14,9 +14,12 @@ function ordo(args: string[]) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-function ordoAsync(args: string[]): Promise<number | null> {
-  const child = spawn(process.execPath, [ORDO, ...args], { stdio: "ignore", env: { ...process.env, ORDO_DATA: undefined } });
-  return new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+function ordoAsync(args: string[]): Promise<number | string | null> {
+  const child = spawn(process.execPath, [ORDO, ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ORDO_DATA: undefined } });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  // A failure shows its message, so a test that fails says why.
+  return new Promise((resolve) => child.on("exit", (code) => resolve(code === 0 ? 0 : `${code}: ${stderr.trim()}`)));
 }
 
 describe("ordo token, trust and authority", () => {

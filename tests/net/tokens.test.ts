@@ -389,3 +389,9 @@ describe("an issuer trusted for some courses", () => {
     expect(Verifier.open(node.dir, { issuerScopes: new Map([[issuer.publicKey, ["automerge:bio"]]]) }).verify(other).courses).toEqual(["automerge:chem"]);
   });
 });
+
+describe("token ids", () => {
+  it("never start with a dash, which a command line would take for a flag", () => {
+    for (let i = 0; i < 2_000; i++) expect(newTokenId().startsWith("-")).toBe(false);
+  });
+});

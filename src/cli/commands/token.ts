@@ -56,7 +56,7 @@ export function registerToken(program: Command): void {
     });
 
   command(token, "revoke", "refuse a token from now on, on this node (a running node notices within a second)")
-    .argument("<token-or-id>", "the token, or its id")
+    .argument("<token-or-id>", "the token, or its id (an id starting with '-', from an older node, goes after --)")
     .action((value: string, options: CommonOptions) => {
       const revocation = revokeToken(options.data, value);
       const payload = value.includes(".") ? decodeToken(value) : undefined;
