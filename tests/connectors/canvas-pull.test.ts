@@ -1,12 +1,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { canvasClient } from "../../src/connectors/canvas/canvas-client.js";
-import { canvasInstance, urlOf } from "../../src/connectors/canvas/canvas-mapping.js";
-import { pullCanvasCourse } from "../../src/connectors/canvas/canvas-pull.js";
-import { connectorDb } from "../../src/connectors/connector-tables.js";
-import { Engine } from "../../src/engine.js";
-import { FakeCanvas } from "../../src/testing/fake-canvas/index.js";
-import { makeTempDir } from "../../src/testing/temp-dir.js";
+import { urlOf } from "../../src/connectors/canvas/canvas-mapping.js";
+import { canvasTestNode } from "../../src/testing/canvas-node.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -14,17 +9,9 @@ afterEach(async () => {
 });
 
 async function setup() {
-  const canvas = await FakeCanvas.start({ clock: () => Date.parse("2025-01-22T12:00:00Z") });
-  cleanups.push(() => canvas.close());
-  const temp = makeTempDir();
-  const engine = await Engine.open({ dataDir: temp.dir, create: true });
-  cleanups.push(async () => {
-    await engine.close();
-    temp.remove();
-  });
-  const instance = canvasInstance(canvas.url);
-  const pull = () => pullCanvasCourse({ client: canvasClient({ url: canvas.url, token: () => canvas.token, sleep: async () => undefined }), instance, store: engine.docs, db: connectorDb(engine.db), courseId: "4201" });
-  return { canvas, engine, instance, pull };
+  const node = await canvasTestNode();
+  cleanups.push(node.close);
+  return node;
 }
 
 describe("pulling a Canvas course", () => {

@@ -1,13 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { canvasClient } from "../../src/connectors/canvas/canvas-client.js";
-import { canvasInstance, urlOf } from "../../src/connectors/canvas/canvas-mapping.js";
-import { pullCanvasCourse } from "../../src/connectors/canvas/canvas-pull.js";
-import { pushCanvasChanges } from "../../src/connectors/canvas/canvas-push.js";
-import { connectorDb } from "../../src/connectors/connector-tables.js";
-import { Outbox } from "../../src/connectors/outbox.js";
-import { Engine } from "../../src/engine.js";
-import { FakeCanvas } from "../../src/testing/fake-canvas/index.js";
-import { makeTempDir } from "../../src/testing/temp-dir.js";
+import { urlOf } from "../../src/connectors/canvas/canvas-mapping.js";
+import { canvasTestNode } from "../../src/testing/canvas-node.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -15,23 +8,10 @@ afterEach(async () => {
 });
 
 async function setup() {
-  let now = Date.parse("2025-01-22T12:00:00Z");
-  const canvas = await FakeCanvas.start({ clock: () => now });
-  cleanups.push(() => canvas.close());
-  const temp = makeTempDir();
-  const engine = await Engine.open({ dataDir: temp.dir, create: true });
-  cleanups.push(async () => {
-    await engine.close();
-    temp.remove();
-  });
-  const instance = canvasInstance(canvas.url);
-  const client = canvasClient({ url: canvas.url, token: () => canvas.token, sleep: async () => undefined });
-  const db = connectorDb(engine.db);
-  const outbox = new Outbox(db);
-  const pull = () => pullCanvasCourse({ client, instance, store: engine.docs, db, courseId: "4201" });
-  const push = () => pushCanvasChanges({ client, store: engine.docs, db, outbox, courseId: "4201" });
-  await pull();
-  return { canvas, engine, instance, db, outbox, pull, push, tick: (ms: number) => (now += ms) };
+  const node = await canvasTestNode();
+  cleanups.push(node.close);
+  await node.pull();
+  return node;
 }
 
 describe("pushing local work to Canvas", () => {
