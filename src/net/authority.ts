@@ -1,6 +1,6 @@
-import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from "node:crypto";
-import { basename, dirname, join, resolve } from "node:path";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../util/atomic-file.js";
 import { OrdoError } from "../util/errors.js";
 import { ALL_COURSES, ROLES, type Role } from "./principal.js";

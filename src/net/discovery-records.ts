@@ -23,6 +23,8 @@ const MAX_TXT_STRING_BYTES = 255;
 
 /** A DNS label holds at most 63 bytes. */
 const MAX_LABEL_BYTES = 63;
+/** A peer id that can stand as its own instance label: lower case, no dots, short enough. */
+const PLAIN_LABEL = new RegExp(`^[a-z0-9_-]{1,${MAX_LABEL_BYTES}}$`);
 
 /** A node as another node sees it on the LAN: enough to dial its WebSocket. */
 export interface LanPeer {
@@ -77,7 +79,7 @@ function shortHash(text: string): string {
  * in every cache. The TXT `peer` field always carries the exact id.
  */
 export function instanceLabelFor(peerId: string): string {
-  if (/^[a-z0-9_-]{1,63}$/.test(peerId)) return peerId;
+  if (PLAIN_LABEL.test(peerId)) return peerId;
   const prefix = peerId
     .toLowerCase()
     .replace(/[^a-z0-9_-]+/g, "-")

@@ -116,11 +116,6 @@ export class LinkSync {
     return { announced: this.#announced, pendingOut, pendingIn, pendingSince: this.#pendingSince, unsettled, lastSeen: this.#lastSeen, settled: this.#announced && offersIn && pendingOut === 0 && unsettled === 0 };
   }
 
-  /** Documents whose heads differ between the peer and us, as far as we know. */
-  unsettledDocuments(): DocumentId[] {
-    return [...this.#unsettled];
-  }
-
   /** Whether this peer's heads for a document equal ours, as far as we know. */
   isSettled(id: DocumentId): boolean {
     return this.#ctx.states.has(id) && !this.#unsettled.has(id);
@@ -261,7 +256,7 @@ export class LinkSync {
     const id = message.documentId as DocumentId;
     // The peer will not hold it: nothing to wait for.
     if (message.type === "doc-unavailable") return this.#forget(id);
-    const { store, coursesOf, local } = this.#ctx;
+    const { store, coursesOf } = this.#ctx;
     const record = await store.record(url);
     const carriesChanges = decodedChanges(message.data) > 0;
     if (carriesChanges && record && !canWrite(this.remote, record, coursesOf)) {

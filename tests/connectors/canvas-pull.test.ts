@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { urlOf } from "../../src/connectors/canvas/canvas-mapping.js";
 import { canvasTestNode } from "../../src/testing/canvas-node.js";

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { cbor } from "@automerge/automerge-repo/slim";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CloseCode } from "../../src/net/close-codes.js";
 import type { PeerLink } from "../../src/net/peer-link.js";
 import { encodeFrame } from "../../src/net/wire.js";
@@ -12,14 +12,12 @@ import {
   joinClient,
   rawClient,
   SERVER_PEER,
-  startServer,
   syncMessage,
   type FrameSpec,
-  type TestServer,
   serversPerTest,
 } from "./net-helpers.js";
 
-const { setup, cleanups } = serversPerTest();
+const { setup } = serversPerTest();
 
 const FRAME_CAP = 1024;
 const stock = (value: unknown) => cbor.encode(value as object);

@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 import type { PeerCandidatePayload, PeerId } from "@automerge/automerge-repo/slim";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { CloseCode } from "../../src/net/close-codes.js";
 import { joinProofBytes, newNonce, peerProofBytes } from "../../src/net/holder-proof.js";
@@ -21,8 +21,6 @@ import {
   SERVER_PEER,
   SERVER_TOKEN,
   testKey,
-  startServer,
-  type TestServer,
   serversPerTest,
 } from "./net-helpers.js";
 
