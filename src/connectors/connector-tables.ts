@@ -12,6 +12,8 @@ export interface ConnectorTables {
   remote_sync: RemoteSyncTable;
   remote_conflicts: RemoteConflictsTable;
   conflict_strategies: ConflictStrategiesTable;
+  webhook_events: WebhookEventsTable;
+  entity_sync_status: EntitySyncStatusView;
 }
 
 /**
@@ -59,6 +61,8 @@ export interface RemoteSyncTable {
   local_heads: string | null;
   remote_version: string | null;
   synced_at: string | null;
+  /** JSON `SyncBase`: the fields at the last sync, on both sides (see sync-base.ts). */
+  base: string | null;
 }
 
 export interface RemoteConflictsTable {
@@ -81,3 +85,19 @@ export interface ConflictStrategiesTable {
   strategy: ConflictStrategy;
 }
 
+
+/** Webhook deliveries already taken (see migrations/0004). */
+export interface WebhookEventsTable {
+  system: RemoteSystem;
+  event_id: string;
+  received_at: string;
+}
+
+export type SyncState = RemoteSyncTable["state"];
+
+/** Per document, its sync state with each system (a view; see migrations/0004). */
+export interface EntitySyncStatusView {
+  doc_url: string;
+  canvas: SyncState | null;
+  discourse: SyncState | null;
+}
