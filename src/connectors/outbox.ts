@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Kysely, Selectable } from "kysely";
 import { isoNow, systemClock, type Clock } from "../util/clock.js";
 import type { ConnectorTables, OutboxStatus, OutboxTable, RemoteSystem } from "./connector-tables.js";
+import { markPending } from "./sync-base.js";
 
 export type OutboxEntry = Selectable<OutboxTable>;
 export type OutboxOperation = OutboxEntry["operation"];
@@ -22,10 +23,11 @@ export class Outbox {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  /** Records that a document changed and must reach `system`; joins the open entry if there is one. */
+  /** Records that a document changed and must reach `system` (its sync state turns `pending`); joins the open entry if there is one. */
   async enqueue(system: RemoteSystem, docUrl: string, operation: OutboxOperation): Promise<OutboxEntry> {
     const now = isoNow(this.clock);
     return this.db.transaction().execute(async (trx) => {
+      await markPending(trx, docUrl, system);
       const open = await trx.selectFrom("outbox").selectAll().where("system", "=", system).where("doc_url", "=", docUrl).where("status", "in", ["pending", "sending"]).executeTakeFirst();
       if (!open) {
         return trx

@@ -3,6 +3,7 @@ import type { DocStore } from "../crdt/doc-store.js";
 import type { DocUrl } from "../crdt/ids.js";
 import { isoNow, systemClock, type Clock } from "../util/clock.js";
 import type { ConnectorTables, RemoteSystem } from "./connector-tables.js";
+import type { SyncBase } from "./reconcile.js";
 
 export interface RemoteRecord {
   system: RemoteSystem;
@@ -12,6 +13,8 @@ export interface RemoteRecord {
   url: DocUrl;
   /** What the system says about the object's version (`updated_at`, `graded_at`, a version number), if anything. */
   remoteVersion: string | null;
+  /** The fields on both sides as they now stand, for the next reconciliation (see reconcile.ts). */
+  base?: SyncBase;
 }
 
 /**
@@ -27,7 +30,7 @@ export async function recordInSync(db: Kysely<ConnectorTables>, store: DocStore,
       .values({ system: remote.system, remote_type: remote.type, remote_id: remote.remoteId, doc_url: remote.url })
       .onConflict((oc) => oc.columns(["system", "remote_type", "remote_id"]).doUpdateSet({ doc_url: remote.url }))
       .execute();
-    const row = { state: "in_sync" as const, local_heads: heads, remote_version: remote.remoteVersion, synced_at: isoNow(clock) };
+    const row = { state: "in_sync" as const, local_heads: heads, remote_version: remote.remoteVersion, synced_at: isoNow(clock), ...(remote.base ? { base: JSON.stringify(remote.base) } : {}) };
     await trx
       .insertInto("remote_sync")
       .values({ doc_url: remote.url, system: remote.system, ...row })
