@@ -9,6 +9,13 @@ export interface ConnectorStatus {
   outbox: Record<string, number>;
 }
 
+/** One document not in step with a system: changes pending to it, or a conflict. */
+export interface UnsettledEntity {
+  doc_url: string;
+  canvas: string | null;
+  discourse: string | null;
+}
+
 /** How each connected system stands, for `ordo status`: what is in sync, pending or in conflict. */
 export async function connectorStatus(db: Kysely<ConnectorTables>): Promise<ConnectorStatus[]> {
   const states = await db.selectFrom("remote_sync").select(["system", "state"]).select((eb) => eb.fn.countAll<number>().as("n")).groupBy(["system", "state"]).execute();
@@ -19,4 +26,15 @@ export async function connectorStatus(db: Kysely<ConnectorTables>): Promise<Conn
     documents: Object.fromEntries(states.filter((s) => s.system === system).map((s) => [s.state, Number(s.n)])),
     outbox: Object.fromEntries(outbox.filter((o) => o.system === system).map((o) => [o.status, Number(o.n)])),
   }));
+}
+
+/** Documents pending to a system or in conflict with one (from the `entity_sync_status` view), the first `limit`. */
+export async function unsettledEntities(db: Kysely<ConnectorTables>, limit = 20): Promise<UnsettledEntity[]> {
+  return db
+    .selectFrom("entity_sync_status")
+    .selectAll()
+    .where((eb) => eb.or([eb("canvas", "in", ["pending", "conflict"]), eb("discourse", "in", ["pending", "conflict"])]))
+    .orderBy("doc_url")
+    .limit(limit)
+    .execute();
 }

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { unsettledEntities } from "../../src/connectors/connector-status.js";
 import { connectorDb } from "../../src/connectors/connector-tables.js";
 import { Outbox } from "../../src/connectors/outbox.js";
 import { openProjectionDb, type ProjectionDb } from "../../src/projection/projection-db.js";
@@ -18,6 +19,20 @@ async function open(path: string): Promise<{ projection: ProjectionDb; outbox: O
 }
 
 describe("the outbox", () => {
+  it("marks what it holds pending to its system, per entity, in entity_sync_status", async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const { projection, outbox } = await open(join(temp.dir, "projection.sqlite"));
+    const db = connectorDb(projection.db);
+    await db.insertInto("remote_sync").values({ doc_url: "automerge:b", system: "canvas", state: "in_sync", local_heads: null, remote_version: null, synced_at: null }).execute();
+    await outbox.enqueue("discourse", "automerge:a", "create");
+    await outbox.enqueue("canvas", "automerge:b", "update");
+    expect(await unsettledEntities(db)).toEqual([
+      { doc_url: "automerge:a", canvas: null, discourse: "pending" },
+      { doc_url: "automerge:b", canvas: "pending", discourse: null },
+    ]);
+  });
+
   it("keeps one open entry per document and system, a create staying a create and a delete winning", async () => {
     const temp = makeTempDir();
     cleanups.push(temp.remove);

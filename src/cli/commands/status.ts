@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { connectorStatus } from "../../connectors/connector-status.js";
+import { connectorStatus, unsettledEntities } from "../../connectors/connector-status.js";
 import { connectorDb } from "../../connectors/connector-tables.js";
 import type { EngineStatus } from "../../engine.js";
 import type { NodeStatus } from "../../node/sync-node.js";
@@ -14,7 +14,7 @@ export function registerStatus(program: Command): void {
   command(program, "status", "what this node holds (documents, projection, quarantine, damage) and, while it runs, how sync stands with each peer").action(async (options: CommonOptions) => {
     // A running node answers for itself: opening its store beside it would only race its writes.
     const running = await askRunningNode(options.data);
-    const local = running ? undefined : await withEngine(options, async (engine) => ({ engine: await engine.status(), connectors: await connectorStatus(connectorDb(engine.db)) }));
+    const local = running ? undefined : await withEngine(options, async (engine) => ({ engine: await engine.status(), connectors: await connectorStatus(connectorDb(engine.db)), unsettled: await unsettledEntities(connectorDb(engine.db)) }));
     const status = running?.engine ?? local!.engine;
     const kinds = Object.entries(status.byKind).map(([kind, n]) => `${kind} ${n}`).join(", ");
     const lines = [
@@ -38,8 +38,12 @@ export function registerStatus(program: Command): void {
         const counts = (record: Record<string, number>) => Object.entries(record).map(([state, n]) => `${n} ${state}`).join(", ") || "none";
         lines.push(`${`${connector.system}:`.padEnd(13)}documents ${counts(connector.documents)}; outbox ${counts(connector.outbox)}`);
       }
+      for (const entity of local!.unsettled) {
+        const states = (["canvas", "discourse"] as const).filter((system) => entity[system] === "pending" || entity[system] === "conflict").map((system) => (entity[system] === "pending" ? `pending to ${system}` : `conflict with ${system}`));
+        lines.push(`${"unsettled:".padEnd(13)}${entity.doc_url}: ${states.join(", ")}`);
+      }
     }
-    printResult(options, running ? { ...status, node: { ...running, engine: undefined } } : { ...status, node: null, connectors: local!.connectors }, lines.join("\n"));
+    printResult(options, running ? { ...status, node: { ...running, engine: undefined } } : { ...status, node: null, connectors: local!.connectors, unsettled: local!.unsettled }, lines.join("\n"));
   });
 }
 
