@@ -20,6 +20,8 @@ export interface DiscourseSettings {
   categoryId: string;
   /** The course document the category is the forum of. */
   course: string;
+  /** The secret set on the Discourse webhook that points at this node; without one, webhooks are refused. */
+  webhookSecret?: string;
 }
 
 export interface ConnectorSettings {
@@ -51,6 +53,8 @@ export function writeConnectorSettings(dataDir: string, settings: ConnectorSetti
 export function redacted(settings: ConnectorSettings): Record<string, unknown> {
   return {
     ...(settings.canvas ? { canvas: { ...settings.canvas, token: "(set)" } } : {}),
-    ...(settings.discourse ? { discourse: { ...settings.discourse, apiKey: "(set)" } } : {}),
+    ...(settings.discourse
+      ? { discourse: { ...settings.discourse, apiKey: "(set)", ...(settings.discourse.webhookSecret !== undefined ? { webhookSecret: "(set)" } : {}) } }
+      : {}),
   };
 }

@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from "node:https";
 import WebSocket from "ws";
 import type { AddressInfo } from "node:net";
+import { readConnectorSettings, type ConnectorSettings } from "../connectors/connector-config.js";
+import { connectorDb } from "../connectors/connector-tables.js";
 import { docUrlOf, type DocUrl } from "../crdt/ids.js";
 import { Engine, type EngineOptions } from "../engine.js";
 import { LanDiscovery, type LanPeer } from "../net/discovery.js";
@@ -11,6 +13,7 @@ import { PeerDialer } from "../net/peer-dialer.js";
 import { SyncServer } from "../net/sync-server.js";
 import { Replicator, type PeerStatus } from "../replication/replicator.js";
 import { silentLogger, type Logger } from "../util/logger.js";
+import { ConnectorService, type ConnectorServiceOptions } from "./connector-service.js";
 import { answerHttp } from "./http-endpoints.js";
 import { NodeIdentity } from "./identity.js";
 import { nodeMetrics } from "./node-metrics.js";
@@ -39,6 +42,12 @@ export interface SyncNodeOptions {
   /** LAN discovery (default on for nodes, off for relays); `interface` pins the multicast interface. */
   discovery?: boolean | { interface?: string };
   limits?: Partial<LinkLimits>;
+  /**
+   * The Canvas and Discourse connectors the data directory's `connectors.json` configures:
+   * synced every `intervalMs` (0: only when a webhook asks) and after a webhook. `false` runs
+   * none. A node without `connectors.json` runs none either, and lacks nothing else.
+   */
+  connectors?: false | Pick<ConnectorServiceOptions, "intervalMs" | "debounceMs" | "fetch">;
   logger?: Logger;
   engine?: Pick<EngineOptions, "cacheSize" | "clock">;
 }
@@ -66,6 +75,7 @@ export class SyncNode {
   #server: SyncServer | null = null;
   #relay: PeerDialer | null = null;
   #discovery: LanDiscovery | null = null;
+  #connectors: ConnectorService | null = null;
   #closed = false;
 
   private constructor(
@@ -94,6 +104,7 @@ export class SyncNode {
     const node = new SyncNode(engine, replicator, identity, mode, options, logger);
     try {
       await replicator.start();
+      node.#startConnectors();
       if (options.listen) await node.#listen(options.listen);
       if (options.relay) node.#dialRelay(options.relay);
       const discovery = options.discovery ?? mode === "node";
@@ -115,6 +126,11 @@ export class SyncNode {
 
   get peerId(): string {
     return this.identity.peerId;
+  }
+
+  /** The connected systems' sync schedule and webhook receiver; null when none is configured. */
+  get connectors(): ConnectorService | null {
+    return this.#connectors;
   }
 
   /** Starts replicating with a node at `url` (kept up with backoff until `close`). */
@@ -156,6 +172,7 @@ export class SyncNode {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#connectors?.close();
     await this.#discovery?.stop();
     await Promise.all([...this.#dialers.values(), ...(this.#relay ? [this.#relay] : [])].map((dialer) => dialer.stop()));
     await this.#server?.close();
@@ -182,6 +199,22 @@ export class SyncNode {
     });
     this.#http = http;
     this.logger.info({ url: this.url, mode: this.mode, peerId: this.peerId }, "listening");
+  }
+
+  #startConnectors(): void {
+    if (this.options.connectors === false) return;
+    let settings: ConnectorSettings;
+    try {
+      settings = readConnectorSettings(this.engine.dataDir);
+    } catch (error) {
+      // The node's own sync does not depend on its connectors. Only the message is logged: the
+      // cause of a JSON error may quote the file, credentials included.
+      this.logger.error({ code: (error as { code?: unknown }).code, error: (error as Error).message }, "connector settings unreadable; running without connectors");
+      return;
+    }
+    if (!settings.canvas && !settings.discourse) return;
+    this.#connectors = ConnectorService.start({ ...this.options.connectors, store: this.engine.docs, db: connectorDb(this.engine.db), settings, clock: this.options.engine?.clock, logger: this.logger });
+    this.logger.info({ systems: this.#connectors.systems, discourseWebhooks: Boolean(settings.discourse?.webhookSecret) }, "connectors running");
   }
 
   #dialRelay(url: string): void {

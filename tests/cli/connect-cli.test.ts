@@ -1,9 +1,9 @@
 import { spawn } from "node:child_process";
-import { existsSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeCanvas } from "../../src/testing/fake-canvas/index.js";
-import { FakeDiscourse } from "../../src/testing/fake-discourse/index.js";
+import { FakeDiscourse, signDiscourseWebhook } from "../../src/testing/fake-discourse/index.js";
 import { makeTempDir } from "../../src/testing/temp-dir.js";
 
 const ORDO = join(import.meta.dirname, "../../bin/ordo.js");
@@ -77,6 +77,50 @@ describe("ordo connect canvas and ordo sync canvas", () => {
       const after = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from posts"])).stdout) as Array<{ n: number }>;
       expect(after[0]!.n).toBeGreaterThan(before[0]!.n);
       for (const output of [connected.stdout, synced.stdout, synced.stderr]) expect(output).not.toContain(discourse.apiKey);
+    } finally {
+      await discourse.close();
+    }
+  });
+
+  it("keeps a Discourse webhook secret, never printed, and `ordo serve` takes webhooks signed with it", async () => {
+    const discourse = await FakeDiscourse.start();
+    const secret = "a-webhook-secret-from-the-discourse-admin";
+    try {
+      const keyFile = join(temp.dir, "discourse.key");
+      const secretFile = join(temp.dir, "webhook.secret");
+      writeFileSync(keyFile, `${discourse.apiKey}\n`);
+      writeFileSync(secretFile, `${secret}\n`);
+      const connected = await ordo(["connect", "discourse", "--data", data, "--url", discourse.url, "--api-key-file", keyFile, "--username", discourse.username, "--category", "12", "--webhook-secret-file", secretFile, "--json"]);
+      expect(connected.code).toBe(0);
+      expect(JSON.parse(connected.stdout).discourse).toMatchObject({ apiKey: "(set)", webhookSecret: "(set)" });
+      expect(JSON.parse(readFileSync(join(data, "connectors.json"), "utf8")).discourse.webhookSecret).toBe(secret);
+
+      const child = spawn(process.execPath, [ORDO, "serve", "--data", data, "--port", "0", "--no-discovery", "--json", "--connector-interval", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+      const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      try {
+        const line = await new Promise<string>((resolve, reject) => {
+          let out = "";
+          child.stdout.on("data", (chunk: Buffer) => {
+            out += chunk.toString();
+            if (out.includes("\n")) resolve(out.split("\n")[0]!);
+          });
+          child.on("exit", (code) => reject(new Error(`serve exited ${code}: ${stderr}`)));
+        });
+        const hook = `${(JSON.parse(line) as { listening: { http: string } }).listening.http}/webhooks/discourse`;
+        const body = JSON.stringify({ ping: "OK" });
+        const headers = { "x-discourse-event-id": "1", "x-discourse-event-type": "ping", "x-discourse-event": "ping" };
+        expect((await fetch(hook, { method: "POST", headers: { ...headers, "x-discourse-event-signature": signDiscourseWebhook(secret, body) }, body })).status).toBe(200);
+        expect((await fetch(hook, { method: "POST", headers: { ...headers, "x-discourse-event-signature": signDiscourseWebhook("guessed", body) }, body })).status).toBe(401);
+      } finally {
+        child.kill("SIGTERM");
+        expect(await exit).toBe(0);
+      }
+      for (const output of [connected.stdout, connected.stderr, stderr]) {
+        expect(output).not.toContain(secret);
+        expect(output).not.toContain(discourse.apiKey);
+      }
     } finally {
       await discourse.close();
     }

@@ -3,15 +3,11 @@ import { resolve } from "node:path";
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { canvasClient } from "../../connectors/canvas/canvas-client.js";
 import { canvasInstance, urlOf } from "../../connectors/canvas/canvas-mapping.js";
-import { pullCanvasCourse, type PullResult } from "../../connectors/canvas/canvas-pull.js";
-import { pushCanvasChanges, type PushResult } from "../../connectors/canvas/canvas-push.js";
-import { Outbox } from "../../connectors/outbox.js";
+import type { PullResult } from "../../connectors/canvas/canvas-pull.js";
+import type { PushResult } from "../../connectors/canvas/canvas-push.js";
 import { readConnectorSettings, redacted, writeConnectorSettings, type CanvasSettings, type ConnectorSettings, type DiscourseSettings } from "../../connectors/connector-config.js";
+import { syncCanvas, syncDiscourse } from "../../connectors/connector-sync.js";
 import { discourseClient } from "../../connectors/discourse/discourse-client.js";
-import { discourseInstance } from "../../connectors/discourse/discourse-mapping.js";
-import { pullDiscourseCategory } from "../../connectors/discourse/discourse-pull.js";
-import { pushDiscourseReplies } from "../../connectors/discourse/discourse-push.js";
-import type { DocUrl } from "../../crdt/ids.js";
 import { connectorDb } from "../../connectors/connector-tables.js";
 import { RemoteError } from "../../connectors/http-client.js";
 import { OrdoError } from "../../util/errors.js";
@@ -54,11 +50,21 @@ export function registerConnect(program: Command): void {
     .requiredOption("--username <name>", "the user the API key acts as", (value: string) => value)
     .requiredOption("--category <id>", "the Discourse category id", courseId)
     .option("--course <doc-url>", "the course whose forum it is (default: the connected Canvas course, or the only course)")
+    .option("--webhook-secret-file <file>", "a file holding the secret of a Discourse webhook pointed at this node's /webhooks/discourse")
     .action(async (options: ConnectDiscourseFlags) => {
       const dataDir = resolve(options.data);
       const existing = readConnectorSettings(dataDir);
       const course = options.course ?? (await defaultCourse(options, existing));
-      const settings: DiscourseSettings = { url: options.url, apiKey: readSecret(options.apiKeyFile), username: options.username, categoryId: options.category, course };
+      // Connecting the same forum again keeps its webhook secret unless a new one is given.
+      const webhookSecret = options.webhookSecretFile ? readSecret(options.webhookSecretFile) : existing.discourse?.url === options.url ? existing.discourse.webhookSecret : undefined;
+      const settings: DiscourseSettings = {
+        url: options.url,
+        apiKey: readSecret(options.apiKeyFile),
+        username: options.username,
+        categoryId: options.category,
+        course,
+        ...(webhookSecret !== undefined ? { webhookSecret } : {}),
+      };
       const client = discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username, retry: { attempts: 2, throttleWaits: 2 } });
       try {
         const category = await client.request<{ category?: { name?: string } }>("GET", `/c/${encodeURIComponent(settings.categoryId)}/show.json`);
@@ -77,18 +83,14 @@ export function registerConnect(program: Command): void {
     .option("--watch", "keep pulling, every --interval")
     .addOption(new Option("--interval <interval>", "time between pulls with --watch: 30s, 5m").argParser(duration).default(duration("60s"), "60s"))
     .action(async (system: string, options: SyncFlags) => {
-      if (system === "discourse") return syncDiscourse(options);
+      if (system === "discourse") return runDiscourseSync(options);
       const settings = readConnectorSettings(resolve(options.data)).canvas;
       if (!settings) throw new OrdoError("ORDO_NOT_CONNECTED", "no Canvas course connected (run `ordo connect canvas` first)");
       for (;;) {
         const result = await withEngine(options, async (engine) => {
-          const client = canvasClient({ url: settings.url, token: () => settings.token });
-          const db = connectorDb(engine.db);
-          // Local work first: a pull after it then sees Canvas as it is with that work in it.
-          const pushed = await pushCanvasChanges({ client, store: engine.docs, db, outbox: new Outbox(db), courseId: settings.courseId });
-          const pulled = await pullCanvasCourse({ client, instance: canvasInstance(settings.url), store: engine.docs, db, courseId: settings.courseId });
+          const synced = await syncCanvas({ store: engine.docs, db: connectorDb(engine.db), settings });
           await engine.whenProjected();
-          return { pushed, pulled };
+          return synced;
         });
         printResult(options, result, summary(result.pulled, result.pushed));
         if (!options.watch) {
@@ -140,6 +142,7 @@ interface ConnectDiscourseFlags extends CommonOptions {
   username: string;
   category: string;
   course?: string;
+  webhookSecretFile?: string;
 }
 
 /** The course a forum belongs to when not named: the connected Canvas course, else the store's only course. */
@@ -150,18 +153,14 @@ async function defaultCourse(options: CommonOptions, settings: ConnectorSettings
   throw new OrdoError("ORDO_WHICH_COURSE", `this node holds ${courses.length} courses: say which one with --course <doc-url>`);
 }
 
-async function syncDiscourse(options: SyncFlags): Promise<void> {
+async function runDiscourseSync(options: SyncFlags): Promise<void> {
   const settings = readConnectorSettings(resolve(options.data)).discourse;
   if (!settings) throw new OrdoError("ORDO_NOT_CONNECTED", "no Discourse category connected (run `ordo connect discourse` first)");
   for (;;) {
     const { pushed, pulled } = await withEngine(options, async (engine) => {
-      const client = discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username });
-      const db = connectorDb(engine.db);
-      const course = settings.course as DocUrl;
-      const replies = await pushDiscourseReplies({ client, store: engine.docs, db, outbox: new Outbox(db), course });
-      const outcome = await pullDiscourseCategory({ client, instance: discourseInstance(settings.url), store: engine.docs, db, categoryId: settings.categoryId, course });
+      const synced = await syncDiscourse({ store: engine.docs, db: connectorDb(engine.db), settings });
       await engine.whenProjected();
-      return { pushed: replies, pulled: outcome };
+      return synced;
     });
     printResult(options, { pushed, pulled }, `pushed: ${pushed.created} replies created, ${pushed.recovered} recovered, ${pushed.retrying} to retry\n${summary(pulled, null)}`);
     if (!options.watch) {

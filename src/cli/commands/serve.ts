@@ -1,11 +1,12 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { InvalidArgumentError, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import { seedDemoCourse } from "../../demo/demo-course.js";
 import { SyncNode, type SyncNodeOptions } from "../../node/sync-node.js";
 import { OrdoError } from "../../util/errors.js";
 import { command, serverLogger, type CommonOptions } from "../cli-kit.js";
 import { wholeNumber } from "./demo.js";
+import { duration } from "./token.js";
 
 interface NodeFlags extends CommonOptions {
   port: number;
@@ -22,6 +23,7 @@ interface ServeFlags extends NodeFlags {
   relay?: string;
   discovery: boolean;
   interface?: string;
+  connectorInterval: number;
 }
 
 /** Where a node listens unless told otherwise. */
@@ -31,17 +33,23 @@ export const DEFAULT_PORT = 4180;
 export const NODE_URL_FILE = "node-url";
 
 export function registerServe(program: Command): void {
-  withNodeFlags(command(program, "serve", "run a classroom node: WebSocket sync for peers, LAN discovery, an optional relay; /healthz, /status, /metrics"))
+  withNodeFlags(command(program, "serve", "run a classroom node: WebSocket sync for peers, LAN discovery, an optional relay, connected Canvas and Discourse kept in step; /healthz, /status, /metrics, /webhooks/discourse"))
     .option("--relay <url>", "keep in sync with this relay (ws:// or wss://)", relayUrl)
     .option("--no-discovery", "do not look for classmates on the LAN (mDNS)")
     .option("--interface <address>", "the network interface (IPv4 address) LAN discovery uses")
     .option("--seed-demo", "create the data directory if needed and seed the demo course when the store is empty")
+    .addOption(
+      new Option("--connector-interval <interval>", "time between syncs with connected Canvas and Discourse (ordo connect): 30s, 5m; 0 syncs only on webhooks")
+        .argParser((value: string) => (value === "0" ? 0 : duration(value)))
+        .default(duration("60s"), "60s"),
+    )
     .action(async (options: ServeFlags) => {
       await runNode(options, {
         mode: "node",
         create: options.seedDemo ?? false,
         relay: options.relay,
         discovery: options.discovery ? { interface: options.interface } : false,
+        connectors: { intervalMs: options.connectorInterval },
       });
     });
 }
@@ -63,7 +71,7 @@ function withNodeFlags(cmd: Command): Command {
     .option("--ca <file>", "also accept wss:// servers whose certificate this authority signed (PEM)");
 }
 
-async function runNode(options: NodeFlags & { seedDemo?: boolean }, extra: Pick<SyncNodeOptions, "mode" | "create" | "relay" | "discovery">): Promise<void> {
+async function runNode(options: NodeFlags & { seedDemo?: boolean }, extra: Pick<SyncNodeOptions, "mode" | "create" | "relay" | "discovery" | "connectors">): Promise<void> {
   const logger = serverLogger();
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new OrdoError("ORDO_BAD_FLAGS", "--tls-cert and --tls-key go together");
   const tls = options.tlsCert && options.tlsKey ? { cert: readFlagFile(options.tlsCert, "certificate"), key: readFlagFile(options.tlsKey, "key") } : undefined;

@@ -1,0 +1,73 @@
+import type { Kysely } from "kysely";
+import type { DocStore } from "../crdt/doc-store.js";
+import type { DocUrl } from "../crdt/ids.js";
+import type { Logger } from "../util/logger.js";
+import { canvasClient } from "./canvas/canvas-client.js";
+import { canvasInstance } from "./canvas/canvas-mapping.js";
+import { pullCanvasCourse } from "./canvas/canvas-pull.js";
+import { pushCanvasChanges, type PushResult } from "./canvas/canvas-push.js";
+import type { CanvasSettings, DiscourseSettings } from "./connector-config.js";
+import type { ConnectorTables } from "./connector-tables.js";
+import { discourseClient } from "./discourse/discourse-client.js";
+import { discourseInstance } from "./discourse/discourse-mapping.js";
+import { pullDiscourseCategory } from "./discourse/discourse-pull.js";
+import { pushDiscourseReplies, type DiscoursePushResult } from "./discourse/discourse-push.js";
+import type { RetryPolicy } from "./http-client.js";
+import { Outbox } from "./outbox.js";
+import type { PullResult } from "./pull-result.js";
+
+/** What one sync with a system needs: the node's documents, its connector tables, and that system's settings. */
+export interface ConnectorSyncOptions<S> {
+  store: DocStore;
+  db: Kysely<ConnectorTables>;
+  settings: S;
+  fetch?: typeof fetch;
+  /** Retry policy of the HTTP client (tests shorten it). */
+  retry?: Partial<RetryPolicy>;
+  /** Waits of the HTTP client between retries (tests skip them). */
+  sleep?: (ms: number) => Promise<void>;
+  /** Receives the HTTP client's warnings (request method and path only, never credentials). */
+  logger?: Logger;
+  onProgress?: (done: number, stage: string) => void;
+}
+
+/** One sync with a system: what the push sent, then what the pull read. */
+export interface ConnectorSyncResult<P> {
+  pushed: P;
+  pulled: PullResult;
+}
+
+export type CanvasSyncResult = ConnectorSyncResult<PushResult>;
+export type DiscourseSyncResult = ConnectorSyncResult<DiscoursePushResult>;
+
+/**
+ * Sends this node's grades and assignment edits to Canvas, then pulls the course. Local work
+ * goes first, so that the pull after it sees Canvas as it is with that work in it. Reports per
+ * record (see `PushResult`, `PullResult`); throws only when the tables cannot be read.
+ *
+ * @example
+ * const { pushed, pulled } = await syncCanvas({ store: engine.docs, db: connectorDb(engine.db), settings: readConnectorSettings(dir).canvas! });
+ */
+export async function syncCanvas(options: ConnectorSyncOptions<CanvasSettings>): Promise<CanvasSyncResult> {
+  const { store, db, settings } = options;
+  const client = canvasClient({ url: settings.url, token: () => settings.token, fetch: options.fetch, retry: options.retry, sleep: options.sleep, logger: options.logger });
+  const pushed = await pushCanvasChanges({ client, store, db, outbox: new Outbox(db), courseId: settings.courseId });
+  const pulled = await pullCanvasCourse({ client, instance: canvasInstance(settings.url), store, db, courseId: settings.courseId, onProgress: options.onProgress });
+  return { pushed, pulled };
+}
+
+/**
+ * Sends the replies written on this node to their Discourse topics, then pulls the category.
+ * Like `syncCanvas`, local work first; reports per record.
+ *
+ * @example
+ * const { pushed, pulled } = await syncDiscourse({ store: engine.docs, db: connectorDb(engine.db), settings: readConnectorSettings(dir).discourse! });
+ */
+export async function syncDiscourse(options: ConnectorSyncOptions<DiscourseSettings>): Promise<DiscourseSyncResult> {
+  const { store, db, settings } = options;
+  const client = discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username, fetch: options.fetch, retry: options.retry, sleep: options.sleep, logger: options.logger });
+  const course = settings.course as DocUrl;
+  const pushed = await pushDiscourseReplies({ client, store, db, outbox: new Outbox(db), course });
+  const pulled = await pullDiscourseCategory({ client, instance: discourseInstance(settings.url), store, db, categoryId: settings.categoryId, course, onProgress: options.onProgress });
+  return { pushed, pulled };
+}
