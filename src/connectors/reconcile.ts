@@ -102,7 +102,10 @@ export function reconcile(input: ReconcileInput): Reconciled {
   const toRemote: FieldValues = {};
   for (const field of fields) {
     if (!same(resolved[field], local[field])) toLocal[field] = resolved[field];
-    if (!same(resolved[field], remote[field])) toRemote[field] = resolved[field];
+    // A field neither side changed since the last sync holds one value in each side's form
+    // (HTML Canvas rewrote, a grade Canvas spells its own way): there is nothing to send.
+    const atBase = base !== null && !changedHere.has(field) && !changedThere.has(field);
+    if (!atBase && !same(resolved[field], remote[field])) toRemote[field] = resolved[field];
   }
   // The remote side will hold `resolved` once sent; until then its base is what it holds now,
   // and a field still to send keeps the remote's value as its local base, so it shows as changed here.

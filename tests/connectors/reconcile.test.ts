@@ -26,6 +26,13 @@ describe("mergeText", () => {
 });
 
 describe("reconcile", () => {
+  it("sends nothing for a field each side holds in its own form, unchanged since the last sync", () => {
+    const forms = { local: { ...base.local, message: "Bring **goggles**." }, remote: { ...base.remote, message: "<p>Bring <strong>goggles</strong>.</p>" } };
+    const outcome = reconcile(input({ base: forms, local: forms.local, remote: forms.remote }));
+    expect(outcome).toMatchObject({ toLocal: {}, toRemote: {}, conflicts: [] });
+    expect(outcome.nextBase).toEqual(forms);
+  });
+
   it("takes a change made on one side only, whatever the strategy", () => {
     for (const strategy of ["prefer_canvas", "prefer_discourse", "prefer_recent", "merge_prefer_canvas", "merge_prefer_discourse"] as const) {
       const there = reconcile(input({ strategy, remote: { ...base.remote, points: 12 } }));
