@@ -61,6 +61,13 @@ export interface RequestOptions {
   json?: unknown;
   form?: Record<string, string>;
   headers?: Record<string, string>;
+  /**
+   * Never repeated after a server or network failure: for a create the system has no
+   * idempotency key for, where a second attempt could make a second object. The caller settles
+   * the doubt itself (by looking for the object). Throttled answers are still waited out: a
+   * throttled request is refused before the system does anything.
+   */
+  once?: boolean;
 }
 
 export interface RemoteResponse<T> {
@@ -92,6 +99,11 @@ export class HttpClient {
     this.#logger = options.logger ?? silentLogger;
   }
 
+  /** The system's address, as given: connectors derive the instance's identity from it. */
+  get baseUrl(): string {
+    return this.#options.baseUrl;
+  }
+
   /** One call, retried as the policy says; resolves with the parsed JSON body (or null for an empty one). */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<RemoteResponse<T>> {
     const url = this.#url(path, options.query);
@@ -109,7 +121,7 @@ export class HttpClient {
         await this.#sleep(waitMs);
         continue;
       }
-      if ((problem.kind === "server" || problem.kind === "network") && ++failures < this.#retry.attempts) {
+      if ((problem.kind === "server" || problem.kind === "network") && !options.once && ++failures < this.#retry.attempts) {
         const waitMs = this.#backoff(failures);
         this.#logger.warn({ request: where, problem: problem.kind, waitMs }, "remote failed; trying again");
         await this.#sleep(waitMs);
