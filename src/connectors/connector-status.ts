@@ -38,3 +38,9 @@ export async function unsettledEntities(db: Kysely<ConnectorTables>, limit = 20)
     .limit(limit)
     .execute();
 }
+
+/** How many remote objects of a system are mapped to documents: what the next pull will about read. */
+export async function mappedCount(db: Kysely<ConnectorTables>, system: RemoteSystem): Promise<number> {
+  const row = await db.selectFrom("remote_ids").select((eb) => eb.fn.countAll<number>().as("n")).where("system", "=", system).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

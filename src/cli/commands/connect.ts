@@ -6,7 +6,9 @@ import { canvasInstance, urlOf } from "../../connectors/canvas/canvas-mapping.js
 import type { PullResult } from "../../connectors/canvas/canvas-pull.js";
 import type { PushResult } from "../../connectors/canvas/canvas-push.js";
 import { readConnectorSettings, redacted, writeConnectorSettings, type CanvasSettings, type ConnectorSettings, type DiscourseSettings } from "../../connectors/connector-config.js";
+import { mappedCount } from "../../connectors/connector-status.js";
 import { syncCanvas, syncDiscourse } from "../../connectors/connector-sync.js";
+import { syncProgress } from "../sync-progress.js";
 import { discourseClient } from "../../connectors/discourse/discourse-client.js";
 import { connectorDb } from "../../connectors/connector-tables.js";
 import { RemoteError } from "../../connectors/http-client.js";
@@ -88,7 +90,9 @@ export function registerConnect(program: Command): void {
       if (!settings) throw new OrdoError("ORDO_NOT_CONNECTED", "no Canvas course connected (run `ordo connect canvas` first)");
       for (;;) {
         const result = await withEngine(options, async (engine) => {
-          const synced = await syncCanvas({ store: engine.docs, db: connectorDb(engine.db), settings });
+          const db = connectorDb(engine.db);
+          const progress = syncProgress("canvas", await mappedCount(db, "canvas"), process.stderr, !options.json);
+          const synced = await syncCanvas({ store: engine.docs, db, settings, onProgress: progress.onProgress }).finally(progress.stop);
           await engine.whenProjected();
           return synced;
         });
@@ -158,7 +162,9 @@ async function runDiscourseSync(options: SyncFlags): Promise<void> {
   if (!settings) throw new OrdoError("ORDO_NOT_CONNECTED", "no Discourse category connected (run `ordo connect discourse` first)");
   for (;;) {
     const { pushed, pulled } = await withEngine(options, async (engine) => {
-      const synced = await syncDiscourse({ store: engine.docs, db: connectorDb(engine.db), settings });
+      const db = connectorDb(engine.db);
+      const progress = syncProgress("discourse", await mappedCount(db, "discourse"), process.stderr, !options.json);
+      const synced = await syncDiscourse({ store: engine.docs, db, settings, onProgress: progress.onProgress }).finally(progress.stop);
       await engine.whenProjected();
       return synced;
     });
