@@ -80,7 +80,9 @@ export async function pullCanvasCourse(options: PullOptions): Promise<PullResult
 
   await listing("user", `${base}/users`, { "include[]": ["email", "avatar_url"] }, (u) => take("user", String(u.id), map.userFrom(instance, u)));
   await listing("enrollment", `${base}/enrollments`, { "state[]": ["active", "invited", "completed", "inactive"] }, (e) => take("enrollment", String(e.id), map.enrollmentFrom(instance, course, e)));
-  await listing("assignment", `${base}/assignments`, {}, (a) => take("assignment", String(a.id), map.assignmentFrom(instance, course, a), a.updated_at));
+  // Canvas shows each caller the dates of the overrides that concern them (a teacher: the most
+  // lenient of all); the assignment's own dates are what the document holds and a push writes back.
+  await listing("assignment", `${base}/assignments`, { override_assignment_dates: "false" }, (a) => take("assignment", String(a.id), map.assignmentFrom(instance, course, a), a.updated_at));
   await listing("submission", `${base}/students/submissions`, { "student_ids[]": ["all"] }, async (s) => {
     const { submission, grade } = map.submissionFrom(instance, course, s);
     await take("submission", String(s.id), submission, s.submitted_at);

@@ -113,12 +113,14 @@ export function topicFrom(instance: DiscourseInstance, course: DocUrl, topic: Pa
  * A reply (any post but #1). `reply_to_post_number` names the parent by number within the
  * topic; `postNumberToId` turns it into the parent's id. A reply to post #1 is a reply to the
  * topic itself (post #1 is the topic's message), so it has no parent post; so has a reply to
- * a post this pull could not see. A deleted post stays as a placeholder with no message.
+ * a post this pull could not see. A deleted post (by staff, or by its author) stays as a
+ * placeholder with no message.
  */
 export function postFrom(instance: DiscourseInstance, course: DocUrl, topicId: string | number, post: Payload, postNumberToId: ReadonlyMap<number, string | number>): Imported<"post"> {
   const replyTo = typeof post.reply_to_post_number === "number" ? post.reply_to_post_number : null;
   const parentId = replyTo === null || replyTo === 1 ? undefined : postNumberToId.get(replyTo);
-  const deleted = typeof post.deleted_at === "string" && post.deleted_at.length > 0;
+  // An author deleting their own reply leaves it in the stream with its raw replaced and `user_deleted`.
+  const deleted = (typeof post.deleted_at === "string" && post.deleted_at.length > 0) || post.user_deleted === true;
   return imported(instance, "post", String(post.id), "post", {
     course,
     topic: urlOf(instance, "topic", topicId),

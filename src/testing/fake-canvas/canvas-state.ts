@@ -27,7 +27,8 @@ export interface CanvasModule extends JsonObject {
   position: number;
 }
 export interface CanvasModuleItem extends JsonObject {
-  id: number;
+  /** A `bigint` for an id past 2^53, as sharded and hosted instances hand out. */
+  id: number | bigint;
   module_id: number;
   position: number;
   title: string;
@@ -40,6 +41,13 @@ export interface CanvasAssignment extends JsonObject {
   due_at: string | null;
   points_possible: number | null;
   updated_at: string;
+}
+/** Dates for some students of an assignment (an "adhoc" override). */
+export interface CanvasOverride {
+  id: number;
+  assignment_id: number;
+  student_ids: number[];
+  due_at: string | null;
 }
 export interface CanvasSubmission extends JsonObject {
   id: number;
@@ -96,6 +104,8 @@ export interface CanvasState {
   modules: CanvasModule[];
   moduleItems: CanvasModuleItem[];
   assignments: CanvasAssignment[];
+  /** Per-student due dates; `due_at` in assignment responses reflects them for the caller. */
+  overrides: CanvasOverride[];
   submissions: CanvasSubmission[];
   /** Discussion topics and announcements (`is_announcement: true`). */
   topics: CanvasTopic[];
@@ -154,6 +164,7 @@ export function loadCanvasState(fixturesDir: string, origin: string): CanvasStat
     modules,
     moduleItems: read<CanvasModuleItem[]>("module_items"),
     assignments: read<CanvasAssignment[]>("assignments"),
+    overrides: [],
     submissions: read<CanvasSubmission[]>("submissions_students_all"),
     topics: [...topics, ...announcements],
     entries: new Map([[41001, entries.sort((a, b) => a.id - b.id)]]),

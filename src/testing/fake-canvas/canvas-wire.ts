@@ -138,11 +138,22 @@ export function stringifyIds(value: unknown): unknown {
   if (!isObject(value)) return value;
   const out: JsonObject = {};
   for (const [key, field] of Object.entries(value)) {
-    if (typeof field === "number" && ID_KEY.test(key)) out[key] = String(field);
-    else if (Array.isArray(field) && IDS_KEY.test(key)) out[key] = field.map((v) => (typeof v === "number" ? String(v) : stringifyIds(v)));
+    if ((typeof field === "number" || typeof field === "bigint") && ID_KEY.test(key)) out[key] = String(field);
+    else if (Array.isArray(field) && IDS_KEY.test(key)) out[key] = field.map((v) => (typeof v === "number" || typeof v === "bigint" ? String(v) : stringifyIds(v)));
     else out[key] = stringifyIds(field);
   }
   return out;
+}
+
+/**
+ * JSON as Canvas prints it. Ids past 2^53 (sharded and hosted instances) are held as `bigint` and
+ * printed as bare numbers, which a client parsing into doubles rounds: only the string-ids Accept
+ * header (see `stringifyIds`) gets them across exactly.
+ */
+export function toCanvasJson(value: unknown): string {
+  const marks: string[] = [];
+  const text = JSON.stringify(value, (_key, field: unknown) => (typeof field === "bigint" ? `\u0000big${marks.push(field.toString()) - 1}` : field));
+  return marks.length === 0 ? text : text.replace(/"\\u0000big(\d+)"/g, (_all, index: string) => marks[Number(index)] ?? "null");
 }
 
 /**
@@ -150,10 +161,34 @@ export function stringifyIds(value: unknown): unknown {
  * `data-api-endpoint`, which is why a connector must never diff HTML it sent against HTML it reads back.
  */
 export function rewriteUserHtml(html: string, baseUrl: string): string {
-  return html.replace(/(href|src)="(\/courses\/[^"]*)"/g, (_all, attr: string, path: string) => {
-    const apiPath = path.replace(/\/(preview|download)$/, "");
-    return `${attr}="${baseUrl}${path}" data-api-endpoint="${baseUrl}/api/v1${apiPath}"`;
+  return sanitizeUserHtml(html).replace(/(href|src)="(\/courses\/[^"]*)"/g, (_all, attr: string, path: string) => {
+    const apiPath = path.replace(/\/(preview|download)(\?.*)?$/, "");
+    const isFile = /\/files\/\d+/.test(path);
+    // File links gain a verifier, so a reader without a session can fetch them.
+    const href = isFile && !path.includes("verifier=") ? `${path}${path.includes("?") ? "&" : "?"}verifier=${fileVerifier(path)}` : path;
+    return `${attr}="${baseUrl}${href}" data-api-endpoint="${baseUrl}/api/v1${apiPath}" data-api-returntype="${isFile ? "File" : returnType(apiPath)}"`;
   });
+}
+
+/** What Canvas's sanitizer does to incoming HTML that matters here: no scripts, no event handlers. */
+export function sanitizeUserHtml(html: string): string {
+  return html
+    .replace(/<script\b[^>]*>[\s\S]*?<\/script\s*>/gi, "")
+    .replace(/\s+on[a-z]+\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)/gi, "");
+}
+
+function returnType(apiPath: string): string {
+  if (/\/pages\/[^/]+$/.test(apiPath)) return "Page";
+  if (/\/assignments\/\d+$/.test(apiPath)) return "Assignment";
+  if (/\/discussion_topics\/\d+$/.test(apiPath)) return "Discussion";
+  return "Collection";
+}
+
+/** A stable token per file path, shaped like Canvas's 40-character verifiers. */
+function fileVerifier(path: string): string {
+  let hash = 2166136261;
+  for (const char of path) hash = Math.imul(hash ^ char.charCodeAt(0), 16777619) >>> 0;
+  return hash.toString(36).padEnd(40, "0").slice(0, 40);
 }
 
 /** Canvas page slugs: lowercase words joined by dashes. */

@@ -1,7 +1,7 @@
 // Fake Canvas routes for the course, people, modules, assignments and submissions.
 import { denied, invalid, notFound, ok, type Reply, type RouteContext, type RouteHandler } from "./canvas-reply.js";
-import { isStaff, studentIds, type CanvasAssignment, type CanvasModule, type CanvasModuleItem, type CanvasSubmission } from "./canvas-state.js";
-import { formatCanvasTime, paramBoolean, paramList, paramObject, paramString, parseCanvasTime, rewriteUserHtml, type JsonObject } from "./canvas-wire.js";
+import { isStaff, studentIds, type CanvasAssignment, type CanvasSubmission } from "./canvas-state.js";
+import { formatCanvasTime, paramBoolean, paramList, paramObject, paramString, parseCanvasTime, rewriteUserHtml } from "./canvas-wire.js";
 
 function getCourse(ctx: RouteContext): Reply {
   return ok(ctx.state.course);
@@ -29,8 +29,10 @@ function listUsers(ctx: RouteContext): Reply {
   return { status: 200, list: users, paging: "numbered" };
 }
 
+/** `self` names the caller, as it does in every Canvas user URL. */
 function getUser(ctx: RouteContext): Reply {
-  const user = ctx.state.users.find((u) => String(u.id) === ctx.params.user_id);
+  const wanted = ctx.params.user_id === "self" ? String(ctx.userId) : ctx.params.user_id;
+  const user = ctx.state.users.find((u) => String(u.id) === wanted);
   return user ? ok(user) : notFound();
 }
 
@@ -45,52 +47,39 @@ function listEnrollments(ctx: RouteContext): Reply {
   return { status: 200, list, paging: "bookmark" };
 }
 
-function moduleItems(ctx: RouteContext, moduleId: number): CanvasModuleItem[] {
-  return ctx.state.moduleItems.filter((i) => i.module_id === moduleId).sort((a, b) => a.position - b.position);
-}
-
-/** `include[]=items` inlines items only for small modules; otherwise `items` is absent and `items_url` must be used. */
-function presentModule(ctx: RouteContext, module: CanvasModule): JsonObject {
-  const items = moduleItems(ctx, module.id);
-  const copy: JsonObject = { ...module, items_count: items.length };
-  copy.items_url = `${ctx.origin}/api/v1/courses/${ctx.state.course.id}/modules/${module.id}/items`;
-  if (paramList(ctx.input.include).includes("items") && items.length <= ctx.state.knobs.inlineItemsLimit) copy.items = items;
-  return copy;
-}
-
-function listModules(ctx: RouteContext): Reply {
-  const list = [...ctx.state.modules].sort((a, b) => a.position - b.position).map((m) => presentModule(ctx, m));
-  return { status: 200, list, paging: "numbered" };
-}
-
-function getModule(ctx: RouteContext): Reply {
-  const module = ctx.state.modules.find((m) => String(m.id) === ctx.params.module_id);
-  return module ? ok(presentModule(ctx, module)) : notFound();
-}
-
-function listModuleItems(ctx: RouteContext): Reply {
-  const module = ctx.state.modules.find((m) => String(m.id) === ctx.params.module_id);
-  return module ? { status: 200, list: moduleItems(ctx, module.id), paging: "numbered" } : notFound();
-}
-
-function getModuleItem(ctx: RouteContext): Reply {
-  const item = ctx.state.moduleItems.find((i) => String(i.module_id) === ctx.params.module_id && String(i.id) === ctx.params.item_id);
-  return item ? ok(item) : notFound();
-}
-
 function findAssignment(ctx: RouteContext): CanvasAssignment | undefined {
   return ctx.state.assignments.find((a) => String(a.id) === ctx.params.assignment_id);
 }
 
+/**
+ * An assignment's dates as the caller sees them: with overrides, Canvas applies them per requesting
+ * user unless `override_assignment_dates=false`. A student sees their own override; an instructor
+ * sees the most lenient date of the base and every override (no due date being the most lenient).
+ */
+function presentAssignment(ctx: RouteContext, assignment: CanvasAssignment): CanvasAssignment {
+  const overrides = ctx.state.overrides.filter((o) => o.assignment_id === assignment.id);
+  if (overrides.length === 0) return assignment;
+  const copy: CanvasAssignment = { ...assignment, has_overrides: true };
+  if (paramBoolean(ctx.input.override_assignment_dates) === false) return copy;
+  if (isStaff(ctx.state, ctx.userId)) {
+    const dates = [assignment.due_at, ...overrides.map((o) => o.due_at)];
+    copy.due_at = dates.includes(null) ? null : dates.reduce((a, b) => (Date.parse(b!) > Date.parse(a!) ? b : a));
+  } else {
+    const own = overrides.find((o) => o.student_ids.includes(ctx.userId));
+    if (own) copy.due_at = own.due_at;
+  }
+  return copy;
+}
+
 function listAssignments(ctx: RouteContext): Reply {
   const staff = isStaff(ctx.state, ctx.userId);
-  const list = ctx.state.assignments.filter((a) => staff || a.published);
+  const list = ctx.state.assignments.filter((a) => staff || a.published).map((a) => presentAssignment(ctx, a));
   return { status: 200, list, paging: "numbered" };
 }
 
 function getAssignment(ctx: RouteContext): Reply {
   const assignment = findAssignment(ctx);
-  return assignment && (assignment.published || isStaff(ctx.state, ctx.userId)) ? ok(assignment) : notFound();
+  return assignment && (assignment.published || isStaff(ctx.state, ctx.userId)) ? ok(presentAssignment(ctx, assignment)) : notFound();
 }
 
 /** Applies `assignment[...]` fields; offset-less times are read in the course time zone. Returns an error reply or null. */
@@ -298,11 +287,8 @@ export const COURSE_ROUTES: [string, string, RouteHandler][] = [
   ["GET", "/courses/:course_id", getCourse],
   ["GET", "/courses/:course_id/users", listUsers],
   ["GET", "/courses/:course_id/users/:user_id", getUser],
+  ["GET", "/users/:user_id", getUser],
   ["GET", "/courses/:course_id/enrollments", listEnrollments],
-  ["GET", "/courses/:course_id/modules", listModules],
-  ["GET", "/courses/:course_id/modules/:module_id", getModule],
-  ["GET", "/courses/:course_id/modules/:module_id/items", listModuleItems],
-  ["GET", "/courses/:course_id/modules/:module_id/items/:item_id", getModuleItem],
   ["GET", "/courses/:course_id/assignments", listAssignments],
   ["POST", "/courses/:course_id/assignments", createAssignment],
   ["GET", "/courses/:course_id/assignments/:assignment_id", getAssignment],

@@ -137,12 +137,15 @@ function listEntries(ctx: RouteContext): Reply {
   return { status: 200, list, paging: "numbered" };
 }
 
+/** Every live reply under a top-level entry, however deep, newest first (Canvas: `flattened_discussion_subentries`); 404 for a reply's id. */
 function listReplies(ctx: RouteContext): Reply {
   const topic = findTopic(ctx);
   const all = topic ? entriesOf(ctx, topic.id) : [];
-  const parent = all.find((e) => String(e.id) === ctx.params.entry_id);
+  const parent = all.find((e) => String(e.id) === ctx.params.entry_id && e.parent_id === null && !e.deleted);
   if (!topic || !parent) return notFound();
-  const list = all.filter((e) => e.parent_id === parent.id && !e.deleted).sort(newestFirst);
+  const blocked = requireInitialPost(ctx, topic);
+  if (blocked) return blocked;
+  const list = descendants(all, parent.id).filter((e) => !e.deleted).sort(newestFirst);
   return { status: 200, list, paging: "numbered" };
 }
 

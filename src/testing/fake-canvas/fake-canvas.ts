@@ -7,10 +7,10 @@ import { loadCanvasState, type CanvasState, type ViewMode } from "./canvas-state
 import { CostBucket, DEFAULT_THROTTLE, FaultInjector, type ThrottleOptions } from "./canvas-throttle.js";
 import { COURSE_ROUTES } from "./course-routes.js";
 import { DISCUSSION_ROUTES } from "./discussion-routes.js";
+import { MODULE_ROUTES } from "./module-routes.js";
 import { PAGE_ROUTES } from "./page-routes.js";
-import {
-  buildPageUrl, decodeBookmark, encodeBookmark, isObject, paramString, parseRailsParams, stringifyIds, type JsonObject, type Params,
-} from "./canvas-wire.js";
+import { paginate } from "./canvas-paging.js";
+import { isObject, paramString, parseRailsParams, stringifyIds, toCanvasJson, type Params } from "./canvas-wire.js";
 
 export interface FakeCanvasOptions {
   /** Directory of the Canvas fixture files; defaults to the copy under `tests/fixtures/lms/canvas`. */
@@ -36,9 +36,6 @@ export interface RecordedRequest {
 /** The teacher of the fixture course, whom the default token belongs to. */
 const TEACHER_ID = 7001;
 const DEFAULT_FIXTURES = fileURLToPath(new URL("../../../tests/fixtures/lms/canvas/", import.meta.url));
-/** Canvas's `Api::PER_PAGE` and `MAX_PER_PAGE`. */
-const DEFAULT_PER_PAGE = 10;
-const MAX_PER_PAGE = 100;
 const STRING_IDS = "application/json+canvas-string-ids";
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -49,7 +46,7 @@ interface CompiledRoute {
   handler: RouteHandler;
 }
 
-const ROUTES: CompiledRoute[] = [...COURSE_ROUTES, ...DISCUSSION_ROUTES, ...PAGE_ROUTES].map(([method, path, handler]) => {
+const ROUTES: CompiledRoute[] = [...COURSE_ROUTES, ...MODULE_ROUTES, ...DISCUSSION_ROUTES, ...PAGE_ROUTES].map(([method, path, handler]) => {
   const names: string[] = [];
   const source = path.replace(/:([a-z_]+)/g, (_all, name: string) => {
     names.push(name);
@@ -208,6 +205,9 @@ export class FakeCanvas {
       if (!match || route.method !== method) continue;
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => (params[name] = decodeURIComponent(match[i + 1] ?? "")));
+      // A course may be named by an alias (`sis_course_id:BIO101`) instead of its id.
+      const sis = this.state.course.sis_course_id;
+      if (params.course_id === `sis_course_id:${typeof sis === "string" ? sis : "\u0000"}`) params.course_id = String(this.state.course.id);
       if (params.course_id !== undefined && params.course_id !== String(this.state.course.id)) break;
       return route.handler({ state: this.state, method, params, input, userId, now: this.clock, origin: this.url });
     }
@@ -237,7 +237,7 @@ export class FakeCanvas {
     } else {
       let json: unknown;
       if ("list" in reply) {
-        const page = wire ? this.paginate(reply, wire.url) : { items: reply.list, link: undefined };
+        const page = wire ? paginate(reply, wire.url, this.url) : { items: reply.list, link: undefined };
         json = page.items;
         // A bookmark the fake did not issue: Canvas answers 404.
         if (page.link === null) return this.send(res, record, { status: 404, json: { errors: [{ message: "The specified resource does not exist." }] } }, headers);
@@ -248,50 +248,11 @@ export class FakeCanvas {
       }
       if (wire?.stringIds) json = stringifyIds(json);
       out["Content-Type"] = JSON_TYPE;
-      payload = JSON.stringify(json);
+      payload = toCanvasJson(json);
     }
     record(reply.status);
     res.writeHead(reply.status, out);
     res.end(reply.status === 204 ? undefined : payload);
-  }
-
-  /**
-   * One page of a list and its Link header (null for a bad bookmark). Numbered pages print
-   * current/next/prev/first/last; bookmark pages print current/next/first and never `last`.
-   */
-  private paginate(reply: Extract<Reply, { list: unknown }>, url: URL): { items: JsonObject[]; link: string | null | undefined } {
-    const requested = Number.parseInt(url.searchParams.get("per_page") ?? "", 10);
-    const perPage = Math.min(MAX_PER_PAGE, Math.max(1, Number.isNaN(requested) ? DEFAULT_PER_PAGE : requested));
-    const pageParam = url.searchParams.get("page");
-    const link = (page: string, rel: string): string => `<${buildPageUrl(this.url, url.pathname, url.searchParams, page, perPage)}>; rel="${rel}"`;
-    const all = reply.list;
-    let start: number;
-    const rels: string[] = [];
-    if (reply.paging === "bookmark") {
-      if (pageParam === null || pageParam === "first" || pageParam === "1") start = 0;
-      else {
-        const lastId = decodeBookmark(pageParam);
-        if (lastId === null) return { items: [], link: null };
-        const index = all.findIndex((item) => Number(item.id) > lastId);
-        start = index === -1 ? all.length : index;
-      }
-      const items = all.slice(start, start + perPage);
-      rels.push(link(pageParam ?? "first", "current"));
-      const last = items.at(-1);
-      if (start + perPage < all.length && last) rels.push(link(encodeBookmark(Number(last.id)), "next"));
-      rels.push(link("first", "first"));
-      return { items: reply.afterPage ? items.filter(reply.afterPage) : items, link: rels.join(",") };
-    }
-    const parsed = Number.parseInt(pageParam ?? "1", 10);
-    const page = Number.isNaN(parsed) || parsed < 1 ? 1 : parsed;
-    const lastPage = Math.max(1, Math.ceil(all.length / perPage));
-    start = (page - 1) * perPage;
-    const items = all.slice(start, start + perPage);
-    rels.push(link(String(page), "current"));
-    if (page < lastPage) rels.push(link(String(page + 1), "next"));
-    if (page > 1) rels.push(link(String(Math.min(page - 1, lastPage)), "prev"));
-    rels.push(link("1", "first"), link(String(lastPage), "last"));
-    return { items: reply.afterPage ? items.filter(reply.afterPage) : items, link: rels.join(",") };
   }
 }
 

@@ -45,9 +45,16 @@ function getPage(ctx: RouteContext): Reply {
 function applyPageFields(ctx: RouteContext, page: CanvasPage, fields: Record<string, unknown>): void {
   const title = paramString(fields.title);
   if (title !== undefined && title !== page.title) {
+    const before = page.url;
     page.title = title;
     page.url = freeSlug(ctx, title, page);
     page.html_url = `${ctx.origin}/courses/${ctx.state.course.id}/pages/${page.url}`;
+    // Module items name their page by slug, and Canvas prints the page's current one.
+    for (const item of ctx.state.moduleItems) {
+      if (item.type !== "Page" || item.page_url !== before) continue;
+      item.page_url = page.url;
+      item.url = `${ctx.origin}/api/v1/courses/${ctx.state.course.id}/pages/${page.url}`;
+    }
   }
   const body = paramString(fields.body);
   if (body !== undefined) page.body = rewriteUserHtml(body, ctx.origin);
@@ -59,7 +66,11 @@ function applyPageFields(ctx: RouteContext, page: CanvasPage, fields: Record<str
     page.hide_from_students = !published;
   }
   const front = paramBoolean(fields.front_page);
-  if (front === true) for (const other of ctx.state.pages) other.front_page = other === page;
+  if (front === true) {
+    // One front page per course; the page being made is not in the list yet.
+    for (const other of ctx.state.pages) other.front_page = false;
+    page.front_page = true;
+  }
   page.updated_at = formatCanvasTime(ctx.now());
   page.last_edited_by = displayUser(ctx.state, ctx.userId, ctx.origin);
 }

@@ -1,70 +1,18 @@
 import { createHash } from "node:crypto";
+import { CATEGORY_ROUTES } from "./discourse-category-routes.js";
 import { int, notFoundReply, str, errorReply, type Params, type RouteReply } from "./discourse-http.js";
-import { listUsers, serializeCategory, serializeListTopic, serializePost, serializeTopicView, serializeUser } from "./discourse-serialize.js";
-import { DiscourseStateError, type DiscourseState, type DiscourseTopic, type DiscourseUser } from "./discourse-state.js";
+import { deleteOwnPost, enqueueIfNeeded, hideRevision } from "./discourse-moderation.js";
+import { bool, EMPTY_OK, isStaff, ok, sub, type Route, type RouteContext } from "./discourse-route-kit.js";
+import { serializeCategory, serializePost, serializeTopicView, serializeUser } from "./discourse-serialize.js";
+import { DiscourseStateError, type DiscourseTopic } from "./discourse-state.js";
 
-/** What a route sees: the caller (null when anonymous), query and body merged, path captures. */
-export interface RouteContext {
-  state: DiscourseState;
-  viewer: DiscourseUser | null;
-  params: Params;
-  match: string[];
-  /** Memo of API creates: key → post id and when it was created (§2.7, 120 s). */
-  createMemo: Map<string, { postId: number; atMs: number }>;
-}
-
-interface Route {
-  method: string;
-  /** Matched against the path with `.json` removed. */
-  pattern: RegExp;
-  write?: boolean;
-  handle: (ctx: RouteContext) => RouteReply;
-}
-
-const isStaff = (user: DiscourseUser | null): boolean => user !== null && (user.admin || user.moderator);
-const ok = (json: unknown): RouteReply => ({ status: 200, json });
-const EMPTY_OK: RouteReply = { status: 200, text: "", contentType: "text/plain" };
+export type { RouteContext } from "./discourse-route-kit.js";
 
 /** Reads a topic the viewer may see: deleted topics are visible to staff only (§5.7). */
 function visibleTopic(ctx: RouteContext, id: number | undefined): DiscourseTopic | undefined {
   const topic = id === undefined ? undefined : ctx.state.topics.get(id);
   if (topic === undefined || (topic.deleted_at !== null && !isStaff(ctx.viewer))) return undefined;
   return topic;
-}
-
-function sub(params: Params, key: string): Params {
-  const value = params[key];
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Params) : {};
-}
-
-function bool(value: unknown): boolean {
-  return value === true || value === "true";
-}
-
-/** `topic_list` with `more_topics_url` only when the page is full (§5, "also worth faking"). */
-function topicList(ctx: RouteContext, topics: DiscourseTopic[], basePath: string): RouteReply {
-  const perPage = Math.min(100, Math.max(1, int(ctx.params.per_page) ?? 30));
-  const page = Math.max(0, int(ctx.params.page) ?? 0);
-  const slice = topics.slice(page * perPage, (page + 1) * perPage);
-  const list: Params = { can_create_topic: true, per_page: perPage, top_tags: [], topics: slice.map((t) => serializeListTopic(ctx.state, t)) };
-  if (slice.length === perPage) {
-    const query = new URLSearchParams();
-    for (const key of ["order", "ascending", "per_page"]) {
-      const value = str(ctx.params[key]);
-      if (value !== undefined) query.set(key, value);
-    }
-    query.set("page", String(page + 1));
-    list.more_topics_url = `${basePath}?${query.toString()}`;
-  }
-  return ok({ users: listUsers(ctx.state, slice), primary_groups: [], flair_groups: [], topic_list: list });
-}
-
-function liveTopics(state: DiscourseState): DiscourseTopic[] {
-  return [...state.topics.values()].filter((t) => t.deleted_at === null && t.visible);
-}
-
-function byBumpedDesc(a: DiscourseTopic, b: DiscourseTopic): number {
-  return b.bumped_at.localeCompare(a.bumped_at) || b.id - a.id;
 }
 
 function createPost(ctx: RouteContext): RouteReply {
@@ -79,6 +27,8 @@ function createPost(ctx: RouteContext): RouteReply {
     if (post !== undefined) return ok(serializePost(ctx.state, post, viewer, true));
   }
   const topicId = int(ctx.params.topic_id);
+  const enqueued = enqueueIfNeeded(ctx.state, viewer, { raw, ...(topicId === undefined ? {} : { topic_id: topicId }) });
+  if (enqueued !== null) return ok(enqueued);
   const createdAt = str(ctx.params.created_at);
   const post =
     topicId === undefined
@@ -147,25 +97,6 @@ function showTopic(ctx: RouteContext, id: number | undefined): RouteReply {
   return ok(serializeTopicView(ctx.state, topic, ctx.viewer, bool(ctx.params.include_raw)));
 }
 
-function categoryTopics(ctx: RouteContext): RouteReply {
-  const id = Number(ctx.match[2]);
-  const category = ctx.state.categories.get(id);
-  if (category === undefined || category.deleted) return notFoundReply(true);
-  const topics = liveTopics(ctx.state)
-    .filter((t) => t.category_id === id)
-    .sort((a, b) => Number(b.pinned) - Number(a.pinned) || byBumpedDesc(a, b));
-  return topicList(ctx, topics, `/c/${ctx.match[1] ?? category.slug}/${id}/l/latest`);
-}
-
-function latestTopics(ctx: RouteContext): RouteReply {
-  const order = str(ctx.params.order) ?? "default";
-  const ascending = bool(ctx.params.ascending);
-  const key = order === "created" ? "created_at" : "bumped_at";
-  const topics = liveTopics(ctx.state).sort((a, b) => b[key].localeCompare(a[key]) || b.id - a.id);
-  if (ascending) topics.reverse();
-  return topicList(ctx, topics, "/latest");
-}
-
 function latestPosts(ctx: RouteContext): RouteReply {
   // before is inclusive; only regular public posts of live topics; 50 per call (§2.5).
   const before = int(ctx.params.before) ?? Number.MAX_SAFE_INTEGER;
@@ -181,63 +112,9 @@ function latestPosts(ctx: RouteContext): RouteReply {
   });
 }
 
-function createCategory(ctx: RouteContext): RouteReply {
-  const name = str(ctx.params.name) ?? "";
-  const parent = int(ctx.params.parent_category_id);
-  const color = str(ctx.params.color);
-  const textColor = str(ctx.params.text_color);
-  const slug = str(ctx.params.slug);
-  const category = ctx.state.createCategory(
-    {
-      name,
-      ...(color === undefined ? {} : { color }),
-      ...(textColor === undefined ? {} : { text_color: textColor }),
-      ...(slug === undefined ? {} : { slug }),
-      ...(parent === undefined ? {} : { parent_category_id: parent }),
-    },
-    ctx.viewer?.id ?? -1,
-  );
-  return ok({ category: serializeCategory(ctx.state, category) });
-}
-
 /** Every route of CONTRACT §2.4 the fake serves. Order matters: the first match wins. */
 export const DISCOURSE_ROUTES: Route[] = [
-  { method: "GET", pattern: /^\/categories$/, handle: (ctx) => ok({ category_list: { can_create_category: true, can_create_topic: true, categories: [...ctx.state.categories.values()].filter((c) => !c.deleted && (c.parent_category_id === null || bool(ctx.params.include_subcategories))).map((c) => serializeCategory(ctx.state, c)) } }) },
-  { method: "GET", pattern: /^\/site$/, handle: (ctx) => ok({ categories: [...ctx.state.categories.values()].filter((c) => !c.deleted).map((c) => serializeCategory(ctx.state, c)) }) },
-  { method: "POST", pattern: /^\/categories$/, write: true, handle: createCategory },
-  {
-    method: "PUT", pattern: /^\/categories\/(\d+)$/, write: true,
-    handle: (ctx) => {
-      const category = ctx.state.categories.get(Number(ctx.match[1]));
-      if (category === undefined || category.deleted) return notFoundReply();
-      const name = str(ctx.params.name);
-      if (name !== undefined) category.name = name;
-      category.color = str(ctx.params.color) ?? category.color;
-      category.text_color = str(ctx.params.text_color) ?? category.text_color;
-      category.slug = str(ctx.params.slug) ?? category.slug;
-      return ok({ success: "OK", category: serializeCategory(ctx.state, category) });
-    },
-  },
-  {
-    method: "DELETE", pattern: /^\/categories\/(\d+)$/, write: true,
-    handle: (ctx) => {
-      const category = ctx.state.categories.get(Number(ctx.match[1]));
-      if (category === undefined || category.deleted) return notFoundReply();
-      const hasTopics = liveTopics(ctx.state).some((t) => t.category_id === category.id && t.id !== category.about_topic_id);
-      if (hasTopics) return errorReply(403, ["You are not permitted to view the requested resource."], "invalid_access");
-      category.deleted = true;
-      return EMPTY_OK;
-    },
-  },
-  {
-    method: "GET", pattern: /^\/c\/(\d+)\/show$/,
-    handle: (ctx) => {
-      const category = ctx.state.categories.get(Number(ctx.match[1]));
-      return category === undefined || category.deleted ? notFoundReply(true) : ok({ category: serializeCategory(ctx.state, category) });
-    },
-  },
-  { method: "GET", pattern: /^\/c\/(?:[^/]+\/)*?([^/]+)\/(\d+)(?:\/l\/latest)?$/, handle: categoryTopics },
-  { method: "GET", pattern: /^\/latest$/, handle: latestTopics },
+  ...CATEGORY_ROUTES,
   {
     method: "GET", pattern: /^\/t\/(\d+)\/posts$/,
     handle: (ctx) => {
@@ -285,10 +162,14 @@ export const DISCOURSE_ROUTES: Route[] = [
     method: "DELETE", pattern: /^\/posts\/(\d+)$/, write: true,
     handle: (ctx) => {
       const post = ctx.state.posts.get(Number(ctx.match[1]));
-      if (post === undefined || post.deleted_at !== null) return notFoundReply();
-      ctx.state.deletePost(post.id, ctx.viewer?.id ?? -1);
+      if (post === undefined || post.deleted_at !== null || ctx.viewer === null) return notFoundReply();
+      deleteOwnPost(ctx.state, post.id, ctx.viewer);
       return EMPTY_OK;
     },
+  },
+  {
+    method: "PUT", pattern: /^\/posts\/(\d+)\/revisions\/(\d+)\/hide$/, write: true,
+    handle: (ctx) => (isStaff(ctx.viewer) ? (hideRevision(ctx.state, Number(ctx.match[1]), Number(ctx.match[2])), EMPTY_OK) : errorReply(403, ["You are not permitted to view the requested resource."], "invalid_access")),
   },
   { method: "PUT", pattern: /^\/posts\/(\d+)\/recover$/, write: true, handle: (ctx) => ok(serializePost(ctx.state, ctx.state.recoverPost(Number(ctx.match[1])), ctx.viewer, true)) },
   {

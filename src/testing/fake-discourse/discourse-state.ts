@@ -60,6 +60,8 @@ export interface DiscoursePostRevision {
   raw: string;
   editor_id: number;
   at: string;
+  /** Hidden by staff: the post's public version no longer counts it. */
+  hidden?: boolean;
 }
 
 export interface DiscoursePost {
@@ -94,6 +96,8 @@ export interface DiscourseSettings {
   minPostLength: number;
   /** API creates are memoized for 120 s on a hash of their params and user. */
   createMemoMs: number;
+  /** `approve_unless_trust_level`: posts by non-staff users below it wait in the review queue (0: none do). */
+  approveUnlessTrustLevel: number;
 }
 
 export const DEFAULT_DISCOURSE_SETTINGS: DiscourseSettings = {
@@ -102,6 +106,7 @@ export const DEFAULT_DISCOURSE_SETTINGS: DiscourseSettings = {
   minFirstPostLength: 20,
   minPostLength: 20,
   createMemoMs: 120_000,
+  approveUnlessTrustLevel: 0,
 };
 
 /** A change the forum would announce through a webhook. */
@@ -149,7 +154,8 @@ export class DiscourseState {
     this.listeners.push(listener);
   }
 
-  private emit(change: DiscourseChange): void {
+  /** Announces a change; public so that state operations kept in other files announce theirs too. */
+  emit(change: DiscourseChange): void {
     for (const listener of this.listeners) listener(change);
   }
 

@@ -5,3 +5,4 @@ export { DiscourseFaults, type DiscourseFaultKind, type DiscourseFaultRule } fro
 export { signDiscourseWebhook, type DiscourseWebhookOptions, type DiscourseWebhookDelivery } from "./discourse-webhooks.js";
 export { generateDiscourseForum, readDiscourseFixture, DEFAULT_DISCOURSE_FIXTURES_DIR, type DiscourseScale } from "./discourse-seed.js";
 export { cookRaw } from "./discourse-cook.js";
+export { deleteOwnPost, rebakePost, hideRevision, pendingPosts, DELETED_BY_AUTHOR, type PendingPost } from "./discourse-moderation.js";
