@@ -11,7 +11,7 @@ import type { ConnectorTables } from "./connector-tables.js";
 import { discourseClient } from "./discourse/discourse-client.js";
 import { discourseInstance } from "./discourse/discourse-mapping.js";
 import { pullDiscourseCategory } from "./discourse/discourse-pull.js";
-import { pushDiscourseReplies, type DiscoursePushResult } from "./discourse/discourse-push.js";
+import { pushDiscourseChanges, type DiscoursePushResult } from "./discourse/discourse-push.js";
 import type { RetryPolicy } from "./http-client.js";
 import { Outbox } from "./outbox.js";
 import type { PullResult } from "./pull-result.js";
@@ -57,7 +57,7 @@ export async function syncCanvas(options: ConnectorSyncOptions<CanvasSettings>):
 }
 
 /**
- * Sends the replies written on this node to their Discourse topics, then pulls the category.
+ * Sends this node's new topics, replies and edits to Discourse, then pulls the category.
  * Like `syncCanvas`, local work first; reports per record.
  *
  * @example
@@ -67,7 +67,7 @@ export async function syncDiscourse(options: ConnectorSyncOptions<DiscourseSetti
   const { store, db, settings } = options;
   const client = discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username, fetch: options.fetch, retry: options.retry, sleep: options.sleep, logger: options.logger });
   const course = settings.course as DocUrl;
-  const pushed = await pushDiscourseReplies({ client, store, db, outbox: new Outbox(db), course });
+  const pushed = await pushDiscourseChanges({ client, instance: discourseInstance(settings.url), store, db, outbox: new Outbox(db), course, categoryId: settings.categoryId });
   const pulled = await pullDiscourseCategory({ client, instance: discourseInstance(settings.url), store, db, categoryId: settings.categoryId, course, onProgress: options.onProgress });
   return { pushed, pulled };
 }

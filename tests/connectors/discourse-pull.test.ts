@@ -51,7 +51,11 @@ describe("pulling a Discourse category", () => {
     expect(posts).toHaveLength(remoteReplies(discourse));
     expect(posts.find((p) => p.doc_url === urlOf(instance, "post", 1004))?.parent_url).toBe(urlOf(instance, "post", 1002));
     const mapped = await connectorDb(engine.db).selectFrom("remote_ids").select("remote_type").where("system", "=", "discourse").execute();
-    expect(new Set(mapped.map((m) => m.remote_type))).toEqual(new Set(["user", "topic", "post"]));
+    // A topic's post #1 is mapped too: edits of the topic's message are edits of that post.
+    expect(new Set(mapped.map((m) => m.remote_type))).toEqual(new Set(["user", "topic", "post", "first_post"]));
+    // Topics and posts, which both sides edit, have sync bases for the next reconciliation.
+    const bases = await connectorDb(engine.db).selectFrom("remote_sync").select(["doc_url", "base"]).where("system", "=", "discourse").execute();
+    expect(bases.filter((b) => b.base !== null)).toHaveLength(topics.length + posts.length);
 
     const second = await pull();
     expect(second).toMatchObject({ created: 0, updated: 0, deleted: 0, failed: [], incomplete: [] });

@@ -1,15 +1,12 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { connectorDb } from "../../src/connectors/connector-tables.js";
-import { discourseClient } from "../../src/connectors/discourse/discourse-client.js";
-import { discourseInstance, urlOf } from "../../src/connectors/discourse/discourse-mapping.js";
-import { pullDiscourseCategory } from "../../src/connectors/discourse/discourse-pull.js";
-import { pushDiscourseReplies } from "../../src/connectors/discourse/discourse-push.js";
-import { Outbox } from "../../src/connectors/outbox.js";
-import { newDocUrl } from "../../src/crdt/ids.js";
-import { Engine } from "../../src/engine.js";
-import { FakeDiscourse } from "../../src/testing/fake-discourse/index.js";
+import { urlOf } from "../../src/connectors/discourse/discourse-mapping.js";
+import { AWAITING_APPROVAL } from "../../src/connectors/discourse/discourse-push.js";
+import type { DocUrl } from "../../src/crdt/ids.js";
+import { discourseTestNode, type DiscourseTestNode } from "../../src/testing/discourse-node.js";
+import { pendingPosts } from "../../src/testing/fake-discourse/discourse-moderation.js";
+import type { FakeDiscourse } from "../../src/testing/fake-discourse/index.js";
 import { makeTempDir } from "../../src/testing/temp-dir.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -17,68 +14,208 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-const course = newDocUrl();
-
-/** A node that pulled category 12, with one reply written here to topic 301. */
-async function nodeWithReply(discourse: FakeDiscourse, dataDir: string, message: string) {
-  const engine = await Engine.open({ dataDir, create: true });
-  const db = connectorDb(engine.db);
-  const client = discourseClient({ url: discourse.url, apiKey: () => discourse.apiKey, username: discourse.username, sleep: async () => undefined });
-  const instance = discourseInstance(discourse.url);
-  await pullDiscourseCategory({ client, instance, store: engine.docs, db, categoryId: "12", course });
-  const reply = await engine.docs.create("post", { course, topic: urlOf(instance, "topic", 301), author: null, parent: null, message });
-  const push = () => pushDiscourseReplies({ client, store: engine.docs, db, outbox: new Outbox(db), course });
-  return { engine, reply, push };
+async function setup(options: Parameters<typeof discourseTestNode>[0] = {}): Promise<DiscourseTestNode> {
+  const node = await discourseTestNode(options);
+  cleanups.push(node.close);
+  await node.pull();
+  return node;
 }
 
-const posts = (discourse: FakeDiscourse) => discourse.requests.filter((r) => r.method === "POST" && r.path.startsWith("/posts")).length;
+const creates = (discourse: FakeDiscourse) => discourse.requests.filter((r) => r.method === "POST" && r.path.startsWith("/posts")).length;
+const writes = (node: DiscourseTestNode) => node.sent.length;
+
+/** The id of a document in `records()`: its URL without the scheme. */
+const idOf = (url: string): string => url.replace(/^automerge:/, "");
+
+/** Every document's heads: a sync that changes nothing leaves them all as they were. */
+async function heads(node: DiscourseTestNode): Promise<Map<string, string>> {
+  return new Map((await node.engine.docs.records()).map((r) => [r.id, r.heads]));
+}
+
+/** A topic in Canvas's shape (HTML, a Canvas id) with a reply and a reply to that reply, as the Canvas pull leaves them. */
+async function canvasThread(node: DiscourseTestNode) {
+  const { engine, course } = node;
+  const topic = await engine.docs.create("discussion_topic", { course, title: "Lab 3: osmosis in potato cores", message: "<p>Weigh the cores <strong>before</strong> and after soaking.</p>", published: true, external: { canvas: "77" } });
+  const entry = await engine.docs.create("post", { course, topic: topic.url, parent: null, author: null, message: "<p>Our cores lost mass in the salt solution.</p>", external: { canvas: "501" } });
+  const answer = await engine.docs.create("post", { course, topic: topic.url, parent: entry.url, author: null, message: "<p>Same for us: about <em>eight</em> percent.</p>", external: { canvas: "502" } });
+  return { topic, entry, answer };
+}
 
 describe("replies written here reach Discourse exactly once", () => {
   it("sends a new reply once, and a pull brings it back as the same document, without the mark", async () => {
-    const discourse = await FakeDiscourse.start();
-    cleanups.push(() => discourse.close());
-    const temp = makeTempDir();
-    cleanups.push(temp.remove);
-    const { engine, reply, push } = await nodeWithReply(discourse, temp.dir, "Onion cells are rectangular, like bricks.");
-    cleanups.push(() => engine.close());
-    expect(await push()).toMatchObject({ created: 1, failed: [] });
-    expect(await push()).toMatchObject({ created: 0 });
-    expect(posts(discourse)).toBe(1);
-    const remoteId = (await engine.docs.find<"post">(reply.url))!.external.discourse!;
-    expect(discourse.state.posts.get(Number(remoteId))?.raw).toContain("Onion cells are rectangular, like bricks.");
-    // The next pull updates the reply's own document: no second copy, and the mark stays out of the text.
-    const before = (await engine.docs.records({ kind: "post" })).length;
-    await pullDiscourseCategory({ client: discourseClient({ url: discourse.url, apiKey: () => discourse.apiKey, username: discourse.username }), instance: discourseInstance(discourse.url), store: engine.docs, db: connectorDb(engine.db), categoryId: "12", course });
-    expect((await engine.docs.records({ kind: "post" })).length).toBe(before);
-    expect((await engine.docs.find<"post">(reply.url))!.message).toBe("Onion cells are rectangular, like bricks.");
+    const node = await setup();
+    const reply = await node.engine.docs.create("post", { course: node.course, topic: urlOf(node.instance, "topic", 301), author: null, parent: null, message: "Onion cells are rectangular, like bricks." });
+    expect(await node.push()).toMatchObject({ created: 1, failed: [] });
+    expect(await node.push()).toMatchObject({ created: 0 });
+    expect(creates(node.discourse)).toBe(1);
+    const remoteId = (await node.engine.docs.find<"post">(reply.url))!.external.discourse!;
+    expect(node.discourse.state.posts.get(Number(remoteId))?.raw).toContain("Onion cells are rectangular, like bricks.");
+    const before = (await node.engine.docs.records({ kind: "post" })).length;
+    await node.pull();
+    expect((await node.engine.docs.records({ kind: "post" })).length).toBe(before);
+    expect((await node.engine.docs.find<"post">(reply.url))!.message).toBe("Onion cells are rectangular, like bricks.");
   });
 
   it("after a crash between sending and recording, finds the post it made instead of making a second", async () => {
-    const discourse = await FakeDiscourse.start();
-    cleanups.push(() => discourse.close());
     const temp = makeTempDir();
     cleanups.push(temp.remove);
-    const first = await nodeWithReply(discourse, temp.dir, "Chloroplasts were green dots near the walls.");
+    const first = await discourseTestNode({ dataDir: temp.dir });
+    cleanups.push(() => first.discourse.close());
+    await first.pull();
+    const reply = await first.engine.docs.create("post", { course: first.course, topic: urlOf(first.instance, "topic", 301), author: null, parent: null, message: "Chloroplasts were green dots near the walls." });
     await first.engine.close();
 
-    const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "../fixtures/discourse-push-child.ts"), temp.dir, discourse.url, discourse.apiKey, discourse.username, course], { stdio: ["ignore", "pipe", "inherit"] });
-    await new Promise<void>((resolve, reject) => {
-      child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("sent") && resolve());
-      child.once("exit", (code) => reject(new Error(`the child exited (${code}) before sending`)));
-    });
-    child.kill("SIGKILL");
-    await new Promise((resolve) => child.once("exit", resolve));
-    expect(posts(discourse)).toBe(1);
+    await killAfterCreate(temp.dir, first.discourse, first.course);
+    expect(creates(first.discourse)).toBe(1);
 
-    const engine = await Engine.open({ dataDir: temp.dir });
-    cleanups.push(() => engine.close());
-    const db = connectorDb(engine.db);
-    const client = discourseClient({ url: discourse.url, apiKey: () => discourse.apiKey, username: discourse.username, sleep: async () => undefined });
-    const result = await pushDiscourseReplies({ client, store: engine.docs, db, outbox: new Outbox(db), course });
-    expect(result).toMatchObject({ created: 0, recovered: 1, failed: [] });
-    expect(posts(discourse)).toBe(1);
-    const made = [...discourse.state.posts.values()].filter((p) => p.raw.includes("Chloroplasts were green dots"));
+    const node = await discourseTestNode({ dataDir: temp.dir, fakeDiscourse: first.discourse, course: first.course });
+    cleanups.push(node.close);
+    expect(await node.push()).toMatchObject({ created: 0, recovered: 1, failed: [] });
+    expect(creates(node.discourse)).toBe(1);
+    const made = [...node.discourse.state.posts.values()].filter((p) => p.raw.includes("Chloroplasts were green dots"));
     expect(made).toHaveLength(1);
-    expect((await engine.docs.find<"post">(first.reply.url))!.external.discourse).toBe(String(made[0]!.id));
+    expect((await node.engine.docs.find<"post">(reply.url))!.external.discourse).toBe(String(made[0]!.id));
   });
 });
+
+describe("topics written here or mirrored from Canvas", () => {
+  it("creates a topic written here once, in the connected category, and the pull updates that same document", async () => {
+    const node = await setup();
+    const topic = await node.engine.docs.create("discussion_topic", { course: node.course, title: "Microscope sign-up for week 4", message: "Pick a slot below, **two** people per scope." });
+    const before = await node.engine.docs.records({ kind: "discussion_topic" });
+    expect(await node.push()).toMatchObject({ created: 1, failed: [] });
+    const topicId = (await node.engine.docs.find<"discussion_topic">(topic.url))!.external.discourse!;
+    const made = node.discourse.state.requireTopic(Number(topicId));
+    expect(made).toMatchObject({ title: "Microscope sign-up for week 4", category_id: 12 });
+    expect(node.discourse.state.firstPost(made).raw).toMatch(/^Pick a slot below, \*\*two\*\* people per scope\.\n\n<!-- ordo:[0-9a-f-]{36} -->$/);
+
+    // The pull reads the topic back into the same document and changes nothing in it (it only
+    // meets the topic's Discourse author, a user document, for the first time).
+    const pushed = await heads(node);
+    expect(await node.pull()).toMatchObject({ updated: 0, failed: [] });
+    expect((await heads(node)).get(idOf(topic.url))).toBe(pushed.get(idOf(topic.url)));
+    expect(await node.engine.docs.records({ kind: "discussion_topic" })).toHaveLength(before.length);
+
+    const quiet = await heads(node);
+    const second = await node.sync();
+    expect(second.pushed).toMatchObject({ created: 0, edited: 0, recovered: 0 });
+    expect(second.pulled).toMatchObject({ created: 0, updated: 0, failed: [] });
+    expect(await heads(node)).toEqual(quiet);
+    expect(creates(node.discourse)).toBe(1);
+  });
+
+  it("mirrors a Canvas discussion as a topic and its entries as threaded replies in markdown, and nothing echoes back", async () => {
+    const node = await setup();
+    const { topic, entry, answer } = await canvasThread(node);
+    await node.engine.docs.create("discussion_topic", { course: node.course, title: "Quiz 2 moved to Friday", message: "<p>See you then.</p>", announcement: true, external: { canvas: "78" } });
+    await node.engine.docs.create("discussion_topic", { course: node.course, title: "Draft: final project rubric", message: "<p>Not yet.</p>", published: false, external: { canvas: "79" } });
+
+    expect(await node.push()).toMatchObject({ created: 3, failed: [] });
+    const mirrored = (await node.engine.docs.find<"discussion_topic">(topic.url))!;
+    expect(mirrored.external).toEqual({ canvas: "77", discourse: expect.any(String) });
+    const remote = node.discourse.state.requireTopic(Number(mirrored.external.discourse));
+    expect(node.discourse.state.firstPost(remote).raw).toContain("Weigh the cores **before** and after soaking.");
+    const [first, second] = node.discourse.state.visiblePosts(remote).slice(1);
+    expect(first?.raw).toContain("Our cores lost mass in the salt solution.");
+    expect(second?.raw).toContain("Same for us: about *eight* percent.");
+    expect(second?.reply_to_post_number).toBe(first?.post_number);
+    expect((await node.engine.docs.find<"post">(entry.url))!.external).toEqual({ canvas: "501", discourse: String(first!.id) });
+    expect((await node.engine.docs.find<"post">(answer.url))!.external).toEqual({ canvas: "502", discourse: String(second!.id) });
+    // The announcement and the unpublished draft stay in Canvas.
+    expect(node.discourse.state.topics.size).toBe(4);
+
+    const pushed = await heads(node);
+    const sentBefore = writes(node);
+    expect(await node.pull()).toMatchObject({ updated: 0, failed: [] });
+    for (const url of [topic.url, entry.url, answer.url]) expect((await heads(node)).get(idOf(url))).toBe(pushed.get(idOf(url)));
+    const quiet = await heads(node);
+    const again = await node.sync();
+    expect(again.pushed).toMatchObject({ created: 0, edited: 0 });
+    expect(again.pulled).toMatchObject({ created: 0, updated: 0, failed: [] });
+    expect(await heads(node)).toEqual(quiet);
+    expect(writes(node)).toBe(sentBefore);
+    // The pushed document keeps its Canvas HTML: Discourse got markdown, and reading it back is no change.
+    expect((await node.engine.docs.find<"discussion_topic">(topic.url))!.message).toBe("<p>Weigh the cores <strong>before</strong> and after soaking.</p>");
+  });
+
+  it("joins a reply made in Discourse to a mirrored topic to that topic's document", async () => {
+    const node = await setup();
+    const { topic } = await canvasThread(node);
+    await node.push();
+    const topicId = Number((await node.engine.docs.find<"discussion_topic">(topic.url))!.external.discourse);
+    const priya = node.discourse.state.userByName("priya_n")!;
+    const post = node.discourse.state.createReply({ topic_id: topicId, raw: "Did anyone weigh them dry first?", user_id: priya.id });
+    await node.pull();
+    expect(await node.engine.docs.find<"post">(urlOf(node.instance, "post", post.id)!)).toMatchObject({ topic: topic.url, message: "Did anyone weigh them dry first?" });
+  });
+
+  it("reports a topic Discourse refuses, and sends it again only once the document changed", async () => {
+    const node = await setup();
+    const topic = await node.engine.docs.create("discussion_topic", { course: node.course, title: "Lab 4", message: "Bring goggles and a lab coat on Monday." });
+    const refused = await node.push();
+    expect(refused.failed).toEqual([{ url: topic.url, error: expect.stringContaining("Title must be at least 15 characters") }]);
+    expect(await node.push()).toMatchObject({ created: 0, failed: [] });
+    expect(creates(node.discourse)).toBe(1);
+    node.tick(1_000);
+    await node.engine.docs.change<"discussion_topic">(topic.url, (draft) => {
+      draft.title = "Lab 4: safety briefing";
+    });
+    expect(await node.push()).toMatchObject({ created: 1, failed: [] });
+  });
+
+  it("after a crash between sending a topic and recording it, finds that topic instead of making a second", async () => {
+    const temp = makeTempDir();
+    cleanups.push(temp.remove);
+    const first = await discourseTestNode({ dataDir: temp.dir });
+    cleanups.push(() => first.discourse.close());
+    await first.pull();
+    const topic = await first.engine.docs.create("discussion_topic", { course: first.course, title: "Field trip to the pond", message: "Meet at the east gate at nine, boots on." });
+    await first.engine.close();
+
+    await killAfterCreate(temp.dir, first.discourse, first.course);
+    expect(creates(first.discourse)).toBe(1);
+
+    const node = await discourseTestNode({ dataDir: temp.dir, fakeDiscourse: first.discourse, course: first.course });
+    cleanups.push(node.close);
+    expect(await node.push()).toMatchObject({ created: 0, recovered: 1, failed: [] });
+    expect(creates(node.discourse)).toBe(1);
+    const made = [...node.discourse.state.topics.values()].filter((t) => t.title === "Field trip to the pond");
+    expect(made).toHaveLength(1);
+    expect((await node.engine.docs.find<"discussion_topic">(topic.url))!.external.discourse).toBe(String(made[0]!.id));
+    const { pulled } = await node.sync();
+    expect(pulled).toMatchObject({ updated: 0, failed: [] });
+    expect(await node.engine.docs.records({ kind: "discussion_topic" })).toHaveLength(3);
+    expect(creates(node.discourse)).toBe(1);
+  });
+
+  it("keeps a topic Discourse queued for approval pending, never sends it again, and records it once approved", async () => {
+    const node = await setup({ username: "priya_n", fake: { settings: { approveUnlessTrustLevel: 2 } } });
+    const topic = await node.engine.docs.create("discussion_topic", { course: node.course, title: "Question about the midterm", message: "Will the Krebs cycle be on it?" });
+    expect(await node.push()).toMatchObject({ created: 0, awaitingApproval: 1, failed: [] });
+    const entry = await node.db.selectFrom("outbox").selectAll().where("doc_url", "=", topic.url).executeTakeFirstOrThrow();
+    expect(entry).toMatchObject({ status: "pending", last_error: AWAITING_APPROVAL });
+    expect(await node.push()).toMatchObject({ created: 0, awaitingApproval: 1 });
+    expect(creates(node.discourse)).toBe(1);
+
+    // A moderator approves it: the post as it was queued goes in.
+    const queued = pendingPosts(node.discourse.state).at(-1)!;
+    const priya = node.discourse.state.userByName("priya_n")!;
+    const approved = node.discourse.state.createTopic({ title: "Question about the midterm", raw: queued.raw, category_id: 12, user_id: priya.id });
+    node.tick(10 * 60_000);
+    expect(await node.push()).toMatchObject({ created: 1, awaitingApproval: 0, failed: [] });
+    expect(creates(node.discourse)).toBe(1);
+    expect((await node.engine.docs.find<"discussion_topic">(topic.url as DocUrl))!.external.discourse).toBe(String(approved.topic_id));
+  });
+});
+
+/** Runs a push in a child that hangs once its create's response is in, and kills it there. */
+async function killAfterCreate(dataDir: string, discourse: FakeDiscourse, course: DocUrl): Promise<void> {
+  const args = ["--import", "tsx", join(import.meta.dirname, "../fixtures/discourse-push-child.ts"), dataDir, discourse.url, discourse.apiKey, discourse.username, course, "12"];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("sent") && resolve());
+    child.once("exit", (code) => reject(new Error(`the child exited (${code}) before sending`)));
+  });
+  child.kill("SIGKILL");
+  await new Promise((resolve) => child.once("exit", resolve));
+}

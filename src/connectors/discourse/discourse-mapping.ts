@@ -38,8 +38,15 @@ export function sendMark(key: string): string {
   return `\n\n<!-- ordo:${key} -->`;
 }
 
+const SEND_MARK = /\n*<!-- ordo:([0-9a-f-]{36}) -->\s*$/;
+
 export function withoutSendMark(raw: string): string {
-  return raw.replace(/\n*<!-- ordo:[0-9a-f-]{36} -->\s*$/, "");
+  return raw.replace(SEND_MARK, "");
+}
+
+/** The outbox key a raw carries, if this node made the post: an edit keeps the mark where it was. */
+export function sendMarkKey(raw: string): string | null {
+  return SEND_MARK.exec(raw)?.[1] ?? null;
 }
 
 const KIND_OF = { user: "user", topic: "discussion_topic", post: "post" } as const satisfies Record<DiscourseType, Kind>;
@@ -50,6 +57,18 @@ export function identityOf(instance: DiscourseInstance, type: DiscourseType, id:
 
 export function urlOf(instance: DiscourseInstance, type: DiscourseType, id: string | number | null | undefined): DocUrl | null {
   return remoteUrl(KIND_OF[type], instance.system, type, id);
+}
+
+/**
+ * Documents that are Discourse objects without the URL their identity gives: a topic or post
+ * made on this node (or mirrored from Canvas) and pushed. Keyed `type/id`, from `remote_ids`.
+ */
+export type MappedUrls = ReadonlyMap<string, DocUrl>;
+
+/** The document a Discourse object is: the one it was pushed from, else the one its identity names. */
+export function refOf(instance: DiscourseInstance, type: DiscourseType, id: string | number | null | undefined, mapped?: MappedUrls): DocUrl | null {
+  if (id === null || id === undefined || id === "") return null;
+  return mapped?.get(`${type}/${String(id)}`) ?? urlOf(instance, type, id);
 }
 
 function imported<K extends Kind>(instance: DiscourseInstance, type: DiscourseType, id: string | number, kind: K, fields: CreateInput<K>): Imported<K> {
@@ -99,7 +118,7 @@ export function topicFrom(instance: DiscourseInstance, course: DocUrl, topic: Pa
   return imported(instance, "topic", String(topic.id), "discussion_topic", {
     course,
     title: text(topic.title),
-    message: firstPost === null || firstPost.deleted_at ? "" : text(firstPost.raw),
+    message: firstPost === null || firstPost.deleted_at ? "" : withoutSendMark(text(firstPost.raw)),
     author: urlOf(instance, "user", author),
     published: topic.visible !== false,
     locked: topic.closed === true || topic.archived === true,
@@ -115,16 +134,18 @@ export function topicFrom(instance: DiscourseInstance, course: DocUrl, topic: Pa
  * topic itself (post #1 is the topic's message), so it has no parent post; so has a reply to
  * a post this pull could not see. A deleted post (by staff, or by its author) stays as a
  * placeholder with no message.
+ * `mapped` names the documents of topics and posts pushed from here, so that a reply made in
+ * Discourse to a mirrored thread joins that thread's documents.
  */
-export function postFrom(instance: DiscourseInstance, course: DocUrl, topicId: string | number, post: Payload, postNumberToId: ReadonlyMap<number, string | number>): Imported<"post"> {
+export function postFrom(instance: DiscourseInstance, course: DocUrl, topicId: string | number, post: Payload, postNumberToId: ReadonlyMap<number, string | number>, mapped?: MappedUrls): Imported<"post"> {
   const replyTo = typeof post.reply_to_post_number === "number" ? post.reply_to_post_number : null;
   const parentId = replyTo === null || replyTo === 1 ? undefined : postNumberToId.get(replyTo);
   // An author deleting their own reply leaves it in the stream with its raw replaced and `user_deleted`.
   const deleted = (typeof post.deleted_at === "string" && post.deleted_at.length > 0) || post.user_deleted === true;
   return imported(instance, "post", String(post.id), "post", {
     course,
-    topic: urlOf(instance, "topic", topicId),
-    parent: urlOf(instance, "post", parentId),
+    topic: refOf(instance, "topic", topicId, mapped),
+    parent: refOf(instance, "post", parentId, mapped),
     author: urlOf(instance, "user", idOf(post.user_id)),
     message: deleted ? "" : withoutSendMark(text(post.raw)),
     editedAt: post.updated_at !== post.created_at ? instant(post.updated_at) : null,

@@ -2,12 +2,16 @@ import type { Kysely } from "kysely";
 import type { DocStore } from "../../crdt/doc-store.js";
 import type { DocUrl } from "../../crdt/ids.js";
 import type { Kind } from "../../crdt/schema/kinds.js";
+import type { Clock } from "../../util/clock.js";
 import type { ConnectorTables } from "../connector-tables.js";
 import type { HttpClient } from "../http-client.js";
-import { importDocument, type IncomingDocument } from "../import-documents.js";
+import { importDocument, importRemote, type ImportContext, type IncomingDocument } from "../import-documents.js";
+import { Outbox } from "../outbox.js";
 import { emptyPullResult, type PullResult } from "../pull-result.js";
-import { mappedUrl } from "../remote-records.js";
+import { bareListPath, listTopics, readCategory, type CategoryInfo } from "./discourse-category.js";
 import * as map from "./discourse-mapping.js";
+import { markMissingPosts, tombstoneMissingTopics, type DeletionContext } from "./discourse-pull-deletions.js";
+import { recordTopicPlace } from "./discourse-topic-records.js";
 
 type Payload = Record<string, unknown>;
 
@@ -25,15 +29,28 @@ export interface DiscoursePullOptions {
   course: DocUrl;
   postChunk?: number;
   onProgress?: (done: number, stage: string) => void;
+  /** Where a document whose clash the strategy settled for the local side is queued for Discourse. */
+  outbox?: Outbox;
+  clock?: Clock;
+}
+
+/** What a pulled topic or post is on the Discourse side, beside its document fields. */
+interface RemoteFacts {
+  version: string | null;
+  /** When it last changed there, for the `prefer_recent` strategy. */
+  changedAt: string | null;
 }
 
 /**
  * Pulls a Discourse category into documents: every topic of its listing (all pages), every
  * post of each topic's stream (all chunks), and the posts' authors. It writes only what
- * differs, so a second pull of an unchanged forum changes nothing. A topic missing from a
- * listing read in full is tombstoned with its posts; a reply missing from a stream read in
- * full (a staff delete takes it out of `stream`) stays as a placeholder marked `deleted`.
- * Never throws: each failure is a per-record result.
+ * differs, so a second pull of an unchanged forum changes nothing. Topics and posts are
+ * edited on both sides: each is reconciled with its document against the sync bases (see
+ * `importRemote`), so a pull never overwrites a local edit not yet sent, and a clash is settled
+ * by the course's strategy and recorded. A topic or post pushed from here updates the document
+ * it was pushed from. A topic missing from a listing read in full is tombstoned with its posts;
+ * a reply missing from a stream read in full (a staff delete takes it out of `stream`) stays
+ * as a placeholder marked `deleted`. Never throws: each failure is a per-record result.
  *
  * @example
  * const result = await pullDiscourseCategory({ client, instance, store: engine.docs, db: connectorDb(engine.db), categoryId: 12, course });
@@ -54,55 +71,53 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
     ids.add(remoteId);
     seen.set(type, ids);
   };
-  const take = async (type: map.DiscourseType, remoteId: string, derived: IncomingDocument<Kind>): Promise<void> => {
+  const context: ImportContext = { store, db, outbox: options.outbox ?? new Outbox(db, options.clock), ...(options.clock ? { clock: options.clock } : {}) };
+  let mapped: map.MappedUrls = new Map();
+  /** Users only Discourse writes; topics and posts, which both sides edit, through `importRemote`. */
+  const take = async (type: map.DiscourseType, remoteId: string, derived: IncomingDocument<Kind>, facts?: RemoteFacts): Promise<DocUrl | null> => {
+    let url: DocUrl | null = null;
     try {
-      // A post this node made and pushed is already a document: the pull updates that one.
-      const mapped = await mappedUrl(db, "discourse", type, remoteId);
-      const incoming = mapped && mapped !== derived.url ? { ...derived, url: mapped } : derived;
-      result[await importDocument(store, incoming)]++;
-      await db
-        .insertInto("remote_ids")
-        .values({ system: "discourse", remote_type: type, remote_id: remoteId, doc_url: incoming.url })
-        .onConflict((oc) => oc.columns(["system", "remote_type", "remote_id"]).doUpdateSet({ doc_url: incoming.url }))
-        .execute();
+      // A topic or post pushed from here is already a document: the pull updates that one.
+      const incoming = { ...derived, url: mapped.get(`${type}/${remoteId}`) ?? derived.url };
+      if (facts) {
+        result[await importRemote(context, { ...incoming, system: "discourse", type, remoteId, remoteVersion: facts.version, remoteTime: facts.changedAt })]++;
+      } else {
+        result[await importDocument(store, incoming)]++;
+        await db
+          .insertInto("remote_ids")
+          .values({ system: "discourse", remote_type: type, remote_id: remoteId, doc_url: incoming.url })
+          .onConflict((oc) => oc.columns(["system", "remote_type", "remote_id"]).doUpdateSet({ doc_url: incoming.url }))
+          .execute();
+      }
       mark(type, remoteId);
+      url = incoming.url;
     } catch (error) {
       failed(`${type} ${remoteId}`, error);
     }
     options.onProgress?.(++done, type);
+    return url;
   };
 
   // The category's "About the …" topic describes the category; it is no discussion.
-  let aboutTopicId: string | null = null;
-  let listPath = `/c/${encodeURIComponent(categoryId)}.json`;
+  let category: CategoryInfo = { aboutTopicId: null, listPath: bareListPath(categoryId) };
   try {
-    const { body } = await client.request<{ category?: Payload }>("GET", `/c/${encodeURIComponent(categoryId)}/show.json`);
-    const category = body.category ?? {};
-    aboutTopicId = category.topic_id != null ? String(category.topic_id as number) : (/\/(\d+)$/.exec(String(category.topic_url ?? ""))?.[1] ?? null);
-    if (typeof category.slug === "string" && category.slug !== "") listPath = `/c/${encodeURIComponent(category.slug)}/${encodeURIComponent(categoryId)}.json`;
+    category = await readCategory(client, categoryId);
   } catch (error) {
     failed(`category ${categoryId}`, error);
   }
-  const isAbout = (t: Payload): boolean => String(t.id) === aboutTopicId || text(t.title).startsWith("About the ");
+  const isAbout = (t: Payload): boolean => String(t.id) === category.aboutTopicId || text(t.title).startsWith("About the ");
 
-  const topics: Payload[] = [];
+  let topics: Payload[] = [];
   let listedInFull = false;
   try {
-    for (let next: string | null = listPath; next !== null; ) {
-      const response: { body: { topic_list?: Payload } } = await client.request<{ topic_list?: Payload }>("GET", next);
-      const list: Payload = response.body.topic_list ?? {};
-      const page: Payload[] = Array.isArray(list.topics) ? (list.topics as Payload[]) : [];
-      topics.push(...page);
-      const more: string | null = typeof list.more_topics_url === "string" ? list.more_topics_url : null;
-      // `more_topics_url` appears only on a full page, and comes without `.json`.
-      next = more !== null && page.length > 0 && page.length >= Number(list.per_page ?? page.length) ? withJson(more) : null;
-    }
+    topics = await listTopics(client, category.listPath);
     listedInFull = true;
   } catch (error) {
     result.incomplete.push(`topics of category ${categoryId}`);
     failed(`topics of category ${categoryId}`, error);
   }
 
+  mapped = await pushedObjects();
   const users = new Set<string>();
   for (const listed of topics) {
     if (isAbout(listed)) continue;
@@ -112,8 +127,9 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
     await pullTopic(topicId);
   }
 
-  if (listedInFull) await tombstoneTopics();
-  await markDeletedPosts();
+  const deletions: DeletionContext = { db, store, course, result, failed, ...(options.clock ? { clock: options.clock } : {}) };
+  if (listedInFull) await tombstoneMissingTopics(deletions, seen.get("topic") ?? new Set());
+  await markMissingPosts(deletions, new Set([...fullTopics].map((id) => map.refOf(instance, "topic", id, mapped)).filter((url): url is DocUrl => url !== null)), seen.get("post") ?? new Set());
   return result;
 
   async function pullTopic(topicId: string): Promise<void> {
@@ -155,74 +171,36 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
       await take("user", String(author.id), map.userFrom(instance, author));
     }
     const first = posts.find((p) => p.post_number === 1) ?? null;
-    await take("topic", topicId, map.topicFrom(instance, course, view, first));
+    const topicUrl = await take("topic", topicId, map.topicFrom(instance, course, view, first), facts(first, view.created_at));
+    if (topicUrl !== null) {
+      try {
+        await recordTopicPlace(db, topicUrl, { firstPostId: first ? String(first.id as number) : null, categoryId: typeof view.category_id === "number" ? view.category_id : categoryId });
+      } catch (error) {
+        failed(`topic ${topicId}`, error);
+      }
+    }
     for (const post of posts) {
       if (post === first) continue;
-      await take("post", String(post.id), map.postFrom(instance, course, topicId, post, numbers));
+      await take("post", String(post.id), map.postFrom(instance, course, topicId, post, numbers, mapped), facts(post, post.created_at));
     }
   }
 
-  /** Topics mapped before but absent from the category listing read in full: gone, with their posts. */
-  async function tombstoneTopics(): Promise<void> {
-    const present = seen.get("topic") ?? new Set<string>();
-    const known = await db.selectFrom("remote_ids").select(["remote_id", "doc_url"]).where("system", "=", "discourse").where("remote_type", "=", "topic").execute();
-    const gone = new Set<DocUrl>();
-    for (const { remote_id, doc_url } of known) {
-      if (present.has(remote_id)) continue;
-      try {
-        const doc = await store.find(doc_url as DocUrl);
-        if (!doc || doc.course !== course) continue;
-        await store.delete(doc_url as DocUrl);
-        gone.add(doc_url as DocUrl);
-        result.deleted++;
-      } catch (error) {
-        failed(`topic ${remote_id}`, error);
-      }
+  /** Topics and posts whose documents are not at the URL their identity gives: those pushed from here. */
+  async function pushedObjects(): Promise<map.MappedUrls> {
+    const rows = await db.selectFrom("remote_ids").select(["remote_type", "remote_id", "doc_url"]).where("system", "=", "discourse").where("remote_type", "in", ["topic", "post"]).execute();
+    const pushed = new Map<string, DocUrl>();
+    for (const row of rows) {
+      const type = row.remote_type as map.DiscourseType;
+      if (row.doc_url !== map.urlOf(instance, type, row.remote_id)) pushed.set(`${type}/${row.remote_id}`, row.doc_url as DocUrl);
     }
-    if (gone.size === 0) return;
-    for (const { remote_id, doc_url } of await knownPosts()) {
-      try {
-        const doc = await store.find<"post">(doc_url as DocUrl);
-        if (!doc || doc.topic === null || !gone.has(doc.topic)) continue;
-        await store.delete(doc_url as DocUrl);
-        result.deleted++;
-      } catch (error) {
-        failed(`post ${remote_id}`, error);
-      }
-    }
-  }
-
-  /** Replies mapped before but absent from a stream read in full: deleted there, kept here as placeholders. */
-  async function markDeletedPosts(): Promise<void> {
-    if (fullTopics.size === 0) return;
-    const topicUrls = new Set([...fullTopics].map((id) => map.urlOf(instance, "topic", id)));
-    const present = seen.get("post") ?? new Set<string>();
-    for (const { remote_id, doc_url } of await knownPosts()) {
-      if (present.has(remote_id)) continue;
-      try {
-        const doc = await store.find<"post">(doc_url as DocUrl);
-        if (!doc || doc.deleted || !topicUrls.has(doc.topic)) continue;
-        await store.change<"post">(doc_url as DocUrl, (draft) => {
-          draft.deleted = true;
-          draft.message = "";
-        });
-        result.deleted++;
-      } catch (error) {
-        failed(`post ${remote_id}`, error);
-      }
-    }
-  }
-
-  function knownPosts() {
-    return db.selectFrom("remote_ids").select(["remote_id", "doc_url"]).where("system", "=", "discourse").where("remote_type", "=", "post").execute();
+    return pushed;
   }
 }
 
 const text = (value: unknown): string => (typeof value === "string" ? value : "");
 
-/** `/c/bio-101/12/l/latest?page=1` → `/c/bio-101/12/l/latest.json?page=1`. */
-function withJson(url: string): string {
-  const [path = "", query] = url.split("?", 2);
-  const json = path.endsWith(".json") ? path : `${path}.json`;
-  return query === undefined ? json : `${json}?${query}`;
+/** A post's version and last change; a topic's are its post #1's (a title edit leaves no trace a pull can read). */
+function facts(post: Payload | null, created: unknown): RemoteFacts {
+  const changedAt = map.instant(post?.updated_at) ?? map.instant(created);
+  return { version: post && typeof post.version === "number" ? String(post.version) : null, changedAt };
 }
