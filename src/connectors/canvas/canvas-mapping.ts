@@ -131,12 +131,10 @@ const SUBMISSION_STATE_OF: Record<string, "unsubmitted" | "submitted" | "pending
 
 /** A submission, and its grade when it has one (grades are their own documents: who may write them differs). */
 export function submissionFrom(instance: CanvasInstance, course: DocUrl, s: Payload): { submission: Imported<"submission">; grade: Imported<"grade"> | null } {
-  const assignment = urlOf(instance, "assignment", s.assignment_id as string);
-  const student = urlOf(instance, "user", s.user_id as string);
   const submission = imported(instance, "submission", String(s.id), "submission", {
     course,
-    assignment,
-    student,
+    assignment: urlOf(instance, "assignment", s.assignment_id as string),
+    student: urlOf(instance, "user", s.user_id as string),
     body: text(s.body),
     link: nullableText(s.url),
     attempt: number(s.attempt),
@@ -144,22 +142,24 @@ export function submissionFrom(instance: CanvasInstance, course: DocUrl, s: Payl
     state: SUBMISSION_STATE_OF[text(s.workflow_state)] ?? "unsubmitted",
   });
   const graded = s.score !== null && s.score !== undefined;
+  return { submission, grade: graded ? gradeFrom(instance, course, s) : null };
+}
+
+/** The grade of a submission, graded or not (a grade cleared in Canvas reads as no score and no grade). */
+export function gradeFrom(instance: CanvasInstance, course: DocUrl, s: Payload): Imported<"grade"> {
   const graderId = s.grader_id === null || s.grader_id === undefined ? "" : String(s.grader_id);
-  const grade = graded
-    ? imported(instance, "grade", String(s.id), "grade", {
-        course,
-        submission: submission.url,
-        assignment,
-        student,
-        score: nullableNumber(s.score),
-        grade: nullableText(s.grade),
-        gradedAt: instant(s.graded_at),
-        // A negative grader id is Canvas's autograder, not a user.
-        grader: graderId && !graderId.startsWith("-") ? urlOf(instance, "user", graderId) : null,
-        comments: [],
-      })
-    : null;
-  return { submission, grade };
+  return imported(instance, "grade", String(s.id), "grade", {
+    course,
+    submission: urlOf(instance, "submission", String(s.id)),
+    assignment: urlOf(instance, "assignment", s.assignment_id as string),
+    student: urlOf(instance, "user", s.user_id as string),
+    score: nullableNumber(s.score),
+    grade: nullableText(s.grade),
+    gradedAt: instant(s.graded_at),
+    // A negative grader id is Canvas's autograder, not a user.
+    grader: graderId && !graderId.startsWith("-") ? urlOf(instance, "user", graderId) : null,
+    comments: [],
+  });
 }
 
 export function topicFrom(instance: CanvasInstance, course: DocUrl, t: Payload): Imported<"discussion_topic"> {

@@ -3,9 +3,12 @@ import type { DocStore } from "../../crdt/doc-store.js";
 import type { DocUrl } from "../../crdt/ids.js";
 import type { Kind } from "../../crdt/schema/kinds.js";
 import type { ConnectorTables } from "../connector-tables.js";
+import { systemClock, type Clock } from "../../util/clock.js";
 import { RemoteError, type HttpClient } from "../http-client.js";
-import { importDocument, type ImportOutcome, type IncomingDocument } from "../import-documents.js";
-import { recordInSync } from "../remote-records.js";
+import { importDocument, importRemote, type ImportOutcome, type IncomingDocument } from "../import-documents.js";
+import { Outbox } from "../outbox.js";
+import { ReferenceAliases } from "../reference-aliases.js";
+import { mappedUrl, recordInSync } from "../remote-records.js";
 import type { PullResult } from "../pull-result.js";
 import * as map from "./canvas-mapping.js";
 
@@ -20,14 +23,25 @@ export interface PullOptions {
   db: Kysely<ConnectorTables>;
   /** The Canvas course id (a string: ids can pass 2^53). */
   courseId: string;
+  /** Where a pull queues what changed here and must reach Canvas (defaults to the node's outbox in `db`). */
+  outbox?: Outbox;
+  clock?: Clock;
   onProgress?: (done: number, stage: string) => void;
 }
+
+/** Objects this node may change too: a pull reconciles them with their documents instead of overwriting. */
+const EDITED_HERE = new Set<map.CanvasType>(["assignment", "page", "discussion_topic", "entry", "grade"]);
 
 /**
  * Pulls a Canvas course into documents. Most Canvas endpoints have no "updated since", so
  * this scans every listing and writes only what differs; an object missing from a listing
  * that was read in full is taken as deleted (Canvas leaves no tombstones). Discussion threads
  * come from `/view`, or from the entry lists while `/view` is being built (503).
+ *
+ * An object this node also edits (assignments, pages, topics, replies, grades) is reconciled
+ * with its document (see `importRemote`): a change here not yet sent is kept and queued, and a
+ * change on both sides is settled by the course's strategy. An object first made here or in
+ * Discourse updates the document it was made as, and references to it point there.
  */
 export async function pullCanvasCourse(options: PullOptions): Promise<PullResult> {
   const { client, instance, store, db, courseId } = options;
@@ -35,12 +49,25 @@ export async function pullCanvasCourse(options: PullOptions): Promise<PullResult
   const base = `/api/v1/courses/${encodeURIComponent(courseId)}`;
   let done = 0;
   const seen = new Map<string, Set<string>>();
+  const clock = options.clock ?? systemClock;
+  const context = { store, db, outbox: options.outbox ?? new Outbox(db, clock), clock };
+  const aliases = await ReferenceAliases.load(db, "canvas", (type, id) => map.urlOf(instance, type as map.CanvasType, id));
 
-  const take = async (type: map.CanvasType, remoteId: string, incoming: IncomingDocument<Kind>, remoteVersion: unknown = null): Promise<void> => {
+  const take = async (type: map.CanvasType, remoteId: string, derived: IncomingDocument<Kind>, version: unknown = null): Promise<void> => {
     try {
-      const outcome: ImportOutcome = await importDocument(store, incoming);
+      const remoteVersion = typeof version === "string" ? version : null;
+      // A pushed object's document is the one it was made as: the pull updates that one.
+      const url = (await mappedUrl(db, "canvas", type, remoteId)) ?? derived.url;
+      const incoming = { ...derived, url, fields: aliases.rewrite(derived.fields) };
+      let outcome: ImportOutcome;
+      if (EDITED_HERE.has(type)) {
+        // Topics carry no time of change; the others' version is when they last changed.
+        outcome = await importRemote(context, { ...incoming, system: "canvas", type, remoteId, remoteVersion, remoteTime: type === "discussion_topic" ? null : remoteVersion });
+      } else {
+        outcome = await importDocument(store, incoming);
+        await recordInSync(db, store, { system: "canvas", type, remoteId, url, remoteVersion }, clock);
+      }
       result[outcome]++;
-      await recordInSync(db, store, { system: "canvas", type, remoteId, url: incoming.url, remoteVersion: typeof remoteVersion === "string" ? remoteVersion : null });
       const ids = seen.get(type) ?? new Set<string>();
       ids.add(remoteId);
       seen.set(type, ids);

@@ -2,11 +2,17 @@ import type { Kysely } from "kysely";
 import type { DocStore } from "../../crdt/doc-store.js";
 import type { DocUrl } from "../../crdt/ids.js";
 import type { Entity } from "../../crdt/schema/document.js";
-import { isoNow, systemClock, type Clock } from "../../util/clock.js";
+import type { Clock } from "../../util/clock.js";
 import type { ConnectorTables } from "../connector-tables.js";
 import { RemoteError, type HttpClient } from "../http-client.js";
 import type { Outbox, OutboxEntry } from "../outbox.js";
-import { recordInSync, remoteIdOf } from "../remote-records.js";
+import { enqueueChanges, pushContext } from "./canvas-changes.js";
+import { pushCreate, settleCreate } from "./canvas-create.js";
+import type { CanvasInstance } from "./canvas-mapping.js";
+import { placeOf, type CanvasPushContext } from "./canvas-objects.js";
+import { findCreated } from "./canvas-recovery.js";
+import { PUSHED_KINDS } from "./canvas-requests.js";
+import { pushUpdate } from "./canvas-update.js";
 
 export interface PushOptions {
   client: HttpClient;
@@ -14,108 +20,153 @@ export interface PushOptions {
   db: Kysely<ConnectorTables>;
   outbox: Outbox;
   courseId: string;
+  /** Defaults to the instance at the client's address. */
+  instance?: CanvasInstance;
   clock?: Clock;
 }
 
 export interface PushResult {
+  /** Objects created or changed in Canvas. */
   sent: number;
-  /** Changed on both sides since the last sync: recorded, not sent (see `remote_conflicts`). */
+  created: number;
+  updated: number;
+  /** Creates an interrupted send left in doubt, found made in Canvas: recorded, not sent again. */
+  recovered: number;
+  /** Objects changed on both sides since the last sync, settled by the course's strategy (see `remote_conflicts`). */
   conflicts: number;
-  /** Will be retried (the system was unreachable or busy). */
+  /** Will be retried (Canvas was unreachable or busy, or a create's outcome is still to be settled). */
   retrying: number;
+  /** Waiting for something they refer to (a reply's topic or parent) to reach Canvas first. */
+  deferred: number;
   failed: Array<{ url: string; error: string }>;
 }
 
-/** Kinds whose local edits go back to Canvas, with the remote type they are mapped as. */
-const PUSHED: Record<string, string> = { assignment: "assignment", grade: "grade" };
+/** Order of sending: what others refer to first (a topic before its replies, an assignment before its grades). */
+const SEND_ORDER: Record<string, number> = Object.fromEntries(["assignment", "page", "discussion_topic", "grade", "post"].map((kind, i) => [kind, i]));
+/** Passes over the outbox in one push: a reply waiting for its parent goes in the pass after the parent's. */
+const MAX_PASSES = 8;
 
 /**
- * Sends local edits of Canvas objects back to Canvas: a changed assignment, and a grade (it
- * becomes the submission's score). A document is due when its heads differ from those recorded
- * at its last sync with Canvas; edits made by a pull are recorded as in sync, so nothing echoes.
- * Both updates are idempotent PUTs, so a retry after a crash cannot make anything twice. An
- * assignment Canvas changed too since the last sync is a conflict: recorded, not overwritten.
+ * Sends this node's work on a Canvas course to Canvas: new and edited assignments, pages,
+ * discussion topics and announcements, replies, and grades (a grade becomes its submission's
+ * score). A topic or reply that came from Discourse is made in Canvas like one made here. Each
+ * change goes through the outbox; an update reconciles with Canvas field by field first (see
+ * canvas-update.ts); a create is made exactly once (see canvas-create.ts, canvas-recovery.ts).
+ * Reports per document; throws only when the node's own tables cannot be read.
+ *
+ * @example
+ * const result = await pushCanvasChanges({ client, store: engine.docs, db: connectorDb(engine.db), outbox: new Outbox(db), courseId: "4201" });
  */
 export async function pushCanvasChanges(options: PushOptions): Promise<PushResult> {
-  const { db, store, outbox } = options;
-  const clock = options.clock ?? systemClock;
-  const result: PushResult = { sent: 0, conflicts: 0, retrying: 0, failed: [] };
-  const synced = await db
-    .selectFrom("remote_sync")
-    .innerJoin("remote_ids", (join) => join.onRef("remote_ids.doc_url", "=", "remote_sync.doc_url").onRef("remote_ids.system", "=", "remote_sync.system"))
-    .select(["remote_sync.doc_url", "remote_sync.local_heads", "remote_ids.remote_type"])
-    .where("remote_sync.system", "=", "canvas")
-    .where("remote_sync.state", "=", "in_sync")
-    .where("remote_ids.remote_type", "in", Object.values(PUSHED))
-    .execute();
-  for (const row of synced) {
-    const record = await store.record(row.doc_url as DocUrl);
-    if (record && !record.deleted && record.heads !== row.local_heads) await outbox.enqueue("canvas", row.doc_url, "update");
-  }
-  for (const entry of await outbox.due("canvas")) {
-    await outbox.begin(entry.id);
-    try {
-      const outcome = await send(entry);
-      if (outcome === "conflict") {
-        result.conflicts++;
-        continue;
-      }
-      await outbox.sent(entry.id, outcome);
-      result.sent++;
-    } catch (error) {
-      const retryable = error instanceof RemoteError && ["throttled", "server", "network"].includes(error.problem.kind);
-      await outbox.failed(entry.id, (error as Error).message, retryable ? { retryAt: new Date(clock().getTime() + 60_000 * Math.min(entry.attempts + 1, 30)) } : { status: "failed" });
-      if (retryable) result.retrying++;
-      else result.failed.push({ url: entry.doc_url, error: (error as Error).message });
-    }
+  const ctx = await pushContext(options);
+  const result: PushResult = { sent: 0, created: 0, updated: 0, recovered: 0, conflicts: 0, retrying: 0, deferred: 0, failed: [] };
+  await settleInDoubt(ctx, result);
+  await enqueueChanges(ctx);
+  for (let pass = 0; pass < MAX_PASSES; pass++) {
+    const { begun, waiting } = await sendDue(ctx, result);
+    result.deferred = waiting;
+    if (begun === 0 || waiting === 0) break;
   }
   return result;
+}
 
-  async function send(entry: OutboxEntry): Promise<{ type: string; id: string } | "conflict"> {
-    const url = entry.doc_url as DocUrl;
-    const entity = await store.find(url);
-    if (!entity) throw new Error(`${url} is gone`);
-    const base = `/api/v1/courses/${encodeURIComponent(options.courseId)}`;
-    if (entity.kind === "grade") {
-      const grade = entity as Entity<"grade">;
-      const assignmentId = grade.assignment && (await remoteIdOf(db, "canvas", grade.assignment, "assignment"));
-      const userId = grade.student && (await remoteIdOf(db, "canvas", grade.student, "user"));
-      if (!assignmentId || !userId) throw new Error(`${url}: its assignment or student is not a Canvas object`);
-      const posted = grade.score !== null ? String(grade.score) : (grade.grade ?? "");
-      const response = await options.client.request<{ id: string | number; graded_at?: string }>("PUT", `${base}/assignments/${assignmentId}/submissions/${userId}`, { form: { "submission[posted_grade]": posted } });
-      await recordInSync(db, store, { system: "canvas", type: "grade", remoteId: String(response.body.id), url, remoteVersion: response.body.graded_at ?? null }, clock);
-      return { type: "grade", id: String(response.body.id) };
+/** Sends every due entry once; reports how many were sent and how many wait for another. */
+async function sendDue(ctx: CanvasPushContext, result: PushResult): Promise<{ begun: number; waiting: number }> {
+  const { outbox } = ctx;
+  let begun = 0;
+  let waiting = 0;
+  for (const { entry, doc } of await dueInOrder(ctx)) {
+    const place = doc ? await placeOf(ctx, doc) : { unreachable: "the document is gone" };
+    if ("waiting" in place) {
+      waiting++;
+      continue;
     }
-    const assignment = entity as Entity<"assignment">;
-    const remoteId = await remoteIdOf(db, "canvas", url, "assignment");
-    if (!remoteId) throw new Error(`${url} is not a Canvas assignment`);
-    const path = `${base}/assignments/${remoteId}`;
-    const current = await options.client.request<{ updated_at?: string }>("GET", path);
-    const known = await db.selectFrom("remote_sync").select("remote_version").where("doc_url", "=", url).where("system", "=", "canvas").executeTakeFirst();
-    if (known?.remote_version && current.body.updated_at && current.body.updated_at !== known.remote_version) {
-      await recordConflict(entry, "assignment", known.remote_version, current.body.updated_at);
-      return "conflict";
+    if ("unreachable" in place || !doc) {
+      const why = "unreachable" in place ? place.unreachable : "the document is gone";
+      await outbox.failed(entry.id, why, { status: "failed" });
+      result.failed.push({ url: entry.doc_url, error: why });
+      continue;
     }
-    const form: Record<string, string> = {
-      "assignment[name]": assignment.title,
-      "assignment[description]": assignment.description,
-      "assignment[due_at]": assignment.dueAt ?? "",
-      "assignment[unlock_at]": assignment.unlockAt ?? "",
-      "assignment[lock_at]": assignment.lockAt ?? "",
-      "assignment[published]": String(assignment.published),
-    };
-    if (assignment.pointsPossible !== null) form["assignment[points_possible]"] = String(assignment.pointsPossible);
-    const response = await options.client.request<{ id: string | number; updated_at?: string }>("PUT", path, { form });
-    await recordInSync(db, store, { system: "canvas", type: "assignment", remoteId, url, remoteVersion: response.body.updated_at ?? null }, clock);
-    return { type: "assignment", id: remoteId };
+    begun++;
+    await outbox.begin(entry.id);
+    const creating = place.remoteId === null;
+    try {
+      if (creating) {
+        await pushCreate(ctx, entry, doc, place);
+        result.created++;
+        result.sent++;
+        continue;
+      }
+      const outcome = await pushUpdate(ctx, doc, place);
+      await outbox.sent(entry.id, { type: place.type, id: place.remoteId! });
+      if (outcome.sent) {
+        result.updated++;
+        result.sent++;
+      }
+      if (outcome.conflicts > 0) result.conflicts++;
+    } catch (error) {
+      await recordFailure(ctx, entry, error, creating, result);
+    }
   }
+  return { begun, waiting };
+}
 
-  async function recordConflict(entry: OutboxEntry, field: string, was: string, now: string): Promise<void> {
-    await db
-      .insertInto("remote_conflicts")
-      .values({ doc_url: entry.doc_url, system: "canvas", field, local_value: `changed here since ${was}`, remote_value: `changed in Canvas at ${now}`, strategy: "prefer_canvas", resolution: "not sent: Canvas's version is kept until the conflict is resolved", detected_at: isoNow(clock) })
-      .execute();
-    await db.updateTable("remote_sync").set({ state: "conflict" }).where("doc_url", "=", entry.doc_url).where("system", "=", "canvas").execute();
-    await outbox.failed(entry.id, "changed in Canvas too", { status: "conflict" });
+async function dueInOrder(ctx: CanvasPushContext): Promise<Array<{ entry: OutboxEntry; doc: Entity | undefined }>> {
+  const due = await Promise.all((await ctx.outbox.due("canvas")).map(async (entry) => ({ entry, doc: await ctx.store.find(entry.doc_url as DocUrl) })));
+  const rank = (doc: Entity | undefined) => (doc ? (SEND_ORDER[doc.kind] ?? 99) : -1);
+  return due.sort((a, b) => rank(a.doc) - rank(b.doc) || (a.doc?.createdAt ?? "").localeCompare(b.doc?.createdAt ?? "") || a.entry.id - b.entry.id);
+}
+
+/**
+ * A create Canvas may have carried out (its answer lost, the server failing midway, or this
+ * node's own error after the answer) stays `sending`: the next push looks for the object before
+ * anything is sent again. Anything Canvas refused made nothing, and is retried or given up.
+ */
+async function recordFailure(ctx: CanvasPushContext, entry: OutboxEntry, error: unknown, creating: boolean, result: PushResult): Promise<void> {
+  const problem = error instanceof RemoteError ? error.problem : null;
+  const refused = problem !== null && !(problem.kind === "server" || problem.kind === "network" || (problem.kind === "invalid" && problem.status < 300));
+  const message = (error as Error).message;
+  if (creating && !refused) {
+    result.retrying++;
+    return;
+  }
+  if (problem && (problem.kind === "throttled" || problem.kind === "server" || problem.kind === "network")) {
+    await ctx.outbox.failed(entry.id, message, { retryAt: new Date(ctx.clock().getTime() + 60_000 * Math.min(entry.attempts + 1, 30)) });
+    result.retrying++;
+    return;
+  }
+  await ctx.outbox.failed(entry.id, message, { status: "failed" });
+  result.failed.push({ url: entry.doc_url, error: message });
+}
+
+/**
+ * Settles the entries an interrupted push left `sending`. A create is looked for in Canvas: found,
+ * it is recorded as made; not there, it goes back to be sent; Canvas unreadable, it stays in
+ * doubt. An update, or a grade, is simply done again (reading Canvas first, it cannot apply twice).
+ */
+async function settleInDoubt(ctx: CanvasPushContext, result: PushResult): Promise<void> {
+  const { outbox, store } = ctx;
+  for (const entry of await outbox.inDoubt("canvas")) {
+    const doc = await store.find(entry.doc_url as DocUrl);
+    const place = doc && (PUSHED_KINDS as readonly string[]).includes(doc.kind) ? await placeOf(ctx, doc) : null;
+    if (!doc || !place || "unreachable" in place) {
+      await outbox.failed(entry.id, "the document is gone, or no longer goes to Canvas", { status: "failed" });
+      continue;
+    }
+    if ("waiting" in place || entry.operation !== "create" || place.kind === "grade") {
+      await outbox.failed(entry.id, "interrupted; done again", { retryAt: ctx.clock() });
+      continue;
+    }
+    try {
+      const found = await findCreated(ctx, doc, place);
+      if (found) {
+        await settleCreate(ctx, entry, doc, place, found);
+        result.recovered++;
+      } else {
+        await outbox.failed(entry.id, "not in Canvas after an interrupted send: sending again", { retryAt: ctx.clock() });
+      }
+    } catch {
+      result.retrying++;
+    }
   }
 }
