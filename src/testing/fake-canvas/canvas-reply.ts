@@ -27,6 +27,12 @@ export type Reply =
 
 export type RouteHandler = (ctx: RouteContext) => Reply;
 
+/** The zone Canvas reads a time without an offset in: the requesting user's profile zone, else the course's. */
+export function requesterZone(ctx: Pick<RouteContext, "state" | "userId">): string {
+  const zone = ctx.state.users.find((u) => u.id === ctx.userId)?.time_zone;
+  return typeof zone === "string" && zone !== "" ? zone : ctx.state.course.time_zone;
+}
+
 export function ok(json: unknown, status = 200): Reply {
   return { status, json };
 }

@@ -1,5 +1,5 @@
 // Fake Canvas routes for the course, people, modules, assignments and submissions.
-import { denied, invalid, notFound, ok, type Reply, type RouteContext, type RouteHandler } from "./canvas-reply.js";
+import { denied, invalid, notFound, ok, requesterZone, type Reply, type RouteContext, type RouteHandler } from "./canvas-reply.js";
 import { isStaff, studentIds, type CanvasAssignment, type CanvasSubmission } from "./canvas-state.js";
 import { formatCanvasTime, paramBoolean, paramList, paramObject, paramString, parseCanvasTime, rewriteUserHtml } from "./canvas-wire.js";
 
@@ -82,9 +82,9 @@ function getAssignment(ctx: RouteContext): Reply {
   return assignment && (assignment.published || isStaff(ctx.state, ctx.userId)) ? ok(presentAssignment(ctx, assignment)) : notFound();
 }
 
-/** Applies `assignment[...]` fields; offset-less times are read in the course time zone. Returns an error reply or null. */
+/** Applies `assignment[...]` fields; offset-less times are read in the requester's zone. Returns an error reply or null. */
 function applyAssignmentFields(ctx: RouteContext, target: CanvasAssignment, fields: Record<string, unknown>): Reply | null {
-  const zone = ctx.state.course.time_zone;
+  const zone = requesterZone(ctx);
   for (const key of ["due_at", "lock_at", "unlock_at"] as const) {
     if (!(key in fields)) continue;
     const raw = paramString(fields[key]) ?? "";

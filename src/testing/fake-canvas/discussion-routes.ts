@@ -1,5 +1,5 @@
 // Fake Canvas routes for discussion topics, their entries and `/view`, and announcements.
-import { denied, invalid, notFound, ok, type Reply, type RouteContext, type RouteHandler } from "./canvas-reply.js";
+import { denied, invalid, notFound, ok, requesterZone, type Reply, type RouteContext, type RouteHandler } from "./canvas-reply.js";
 import { displayUser, isStaff, type CanvasEntry, type CanvasTopic } from "./canvas-state.js";
 import { formatCanvasTime, paramBoolean, paramList, paramString, parseCanvasTime, rewriteUserHtml, type JsonObject } from "./canvas-wire.js";
 
@@ -58,7 +58,7 @@ function applyTopicFields(ctx: RouteContext, topic: CanvasTopic): Reply | null {
   }
   const delayed = paramString(input.delayed_post_at);
   if (delayed !== undefined) {
-    const ms = delayed === "" ? null : parseCanvasTime(delayed, ctx.state.course.time_zone);
+    const ms = delayed === "" ? null : parseCanvasTime(delayed, requesterZone(ctx));
     if (delayed !== "" && ms === null) return invalid("delayed_post_at", "invalid");
     topic.delayed_post_at = ms === null ? null : formatCanvasTime(ms);
   }
@@ -210,6 +210,17 @@ function viewNode(entry: CanvasEntry): JsonObject {
   return { id, user_id, parent_id, created_at, updated_at, rating_count, rating_sum, message };
 }
 
+/** `entry_list?ids[]=…`: the entries asked for, in id order, at any depth; a deleted one as a stub with `deleted: true`. */
+function listEntriesById(ctx: RouteContext): Reply {
+  const topic = findTopic(ctx);
+  if (!topic) return notFound();
+  const blocked = requireInitialPost(ctx, topic);
+  if (blocked) return blocked;
+  const ids = new Set(paramList(ctx.input.ids));
+  const found = entriesOf(ctx, topic.id).filter((e) => ids.has(String(e.id))).sort((a, b) => a.id - b.id);
+  return ok(found.map((e) => (e.deleted ? viewNode(e) : e)));
+}
+
 /**
  * The materialized thread, oldest first with nested `replies`. "building" answers 503 with an empty body;
  * "stale" shows only the entries cached when it went stale, newer ones flat in `new_entries` if asked for.
@@ -248,7 +259,7 @@ function listAnnouncements(ctx: RouteContext): Reply {
   if (codes.length === 0) return { status: 400, json: { message: "Missing context_codes" } };
   const code = `course_${ctx.state.course.id}`;
   if (!codes.every((c) => c === code)) return denied(ctx);
-  const zone = ctx.state.course.time_zone;
+  const zone = requesterZone(ctx);
   const startRaw = paramString(ctx.input.start_date);
   const endRaw = paramString(ctx.input.end_date);
   const start = (startRaw === undefined ? null : parseCanvasTime(startRaw, zone, "start")) ?? ctx.now() - 14 * DAY_MS;
@@ -279,5 +290,6 @@ export const DISCUSSION_ROUTES: [string, string, RouteHandler][] = [
   ["GET", `${TOPIC}/entries/:entry_id/replies`, listReplies],
   ["POST", `${TOPIC}/entries/:entry_id/replies`, createEntry],
   ["GET", `${TOPIC}/view`, getView],
+  ["GET", `${TOPIC}/entry_list`, listEntriesById],
   ["GET", "/announcements", listAnnouncements],
 ];
