@@ -73,7 +73,7 @@ describe("pushing local work to Canvas", () => {
     const { canvas, engine, instance, push, pull, heads } = await setup();
     const change = <K extends Parameters<typeof engine.docs.change>[0]>(url: K, fn: (draft: Record<string, unknown>) => void) => engine.docs.change(url, fn as never);
     await change(urlOf(instance, "assignment", 31001)!, (d) => void (d.title = "Lab 1: onion skin"));
-    await change(urlOf(instance, "page", 81001)!, (d) => void (d.body = "Welcome. Read the **syllabus** first."));
+    await change(urlOf(instance, "page", 81001)!, (d) => Object.assign(d, { title: "Welcome to Biology", body: "Welcome. Read the **syllabus** first." }));
     await change(urlOf(instance, "discussion_topic", 41002)!, (d) => void (d.message = "Ask about osmosis here."));
     await change(urlOf(instance, "entry", 61001)!, (d) => void (d.message = "<p>Hi, I'm Priya (edited).</p>"));
     const graded = canvas.state.submissions.find((s) => s.score !== null)!;
@@ -81,7 +81,9 @@ describe("pushing local work to Canvas", () => {
 
     expect(await push()).toMatchObject({ updated: 5, sent: 5, conflicts: 0, failed: [] });
     expect(canvas.state.assignments.find((a) => a.id === 31001)!.name).toBe("Lab 1: onion skin");
-    expect(canvas.state.pages.find((p) => p.page_id === 81001)!.body).toBe("<p>Welcome. Read the <strong>syllabus</strong> first.</p>");
+    expect(canvas.state.pages.find((p) => p.page_id === 81001)).toMatchObject({ title: "Welcome to Biology", body: "<p>Welcome. Read the <strong>syllabus</strong> first.</p>" });
+    // Renamed, the page has a new slug in Canvas, and the document takes it.
+    expect((await engine.docs.find<"page">(urlOf(instance, "page", 81001)!))!.slug).toBe("welcome-to-biology");
     expect(canvas.state.topics.find((t) => t.id === 41002)!.message).toBe("<p>Ask about osmosis here.</p>");
     expect(canvas.state.entries.get(41001)!.find((e) => e.id === 61001)!.message).toBe("<p>Hi, I'm Priya (edited).</p>");
     expect(canvas.state.submissions.find((s) => s.id === graded.id)!.score).toBe(4.5);

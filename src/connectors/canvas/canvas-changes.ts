@@ -55,8 +55,11 @@ export async function enqueueChanges(ctx: CanvasPushContext): Promise<void> {
 
   const mapped = new Set((await db.selectFrom("remote_ids").select("doc_url").where("system", "=", "canvas").execute()).map((r) => r.doc_url));
   for (const kind of PUSHED_KINDS) {
-    for (const doc of await store.list(ctx.course, kind)) {
-      if (doc.external.canvas || mapped.has(doc.url) || !retry(doc) || !(await belongsInCanvas(ctx, kind, doc))) continue;
+    // Only documents no Canvas object is mapped to are read: in a pulled course, that is the work done here.
+    for (const url of await store.urls(ctx.course, kind)) {
+      if (mapped.has(url)) continue;
+      const doc = await store.find(url);
+      if (!doc || doc.external.canvas || !retry(doc) || !(await belongsInCanvas(ctx, kind, doc))) continue;
       await outbox.enqueue("canvas", doc.url, "create");
     }
   }

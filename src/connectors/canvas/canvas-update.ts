@@ -1,10 +1,11 @@
+import { isDeepStrictEqual } from "node:util";
 import type { Entity } from "../../crdt/schema/document.js";
 import { pick, TEXT_FIELDS } from "../import-documents.js";
 import { reconcile, type FieldValues, type SyncBase } from "../reconcile.js";
 import { recordInSync } from "../remote-records.js";
 import { readBase, recordConflicts, strategyFor } from "../sync-base.js";
 import { readObject, remoteFieldsOf, remoteIdOfPayload, remoteTimeOf, type CanvasPushContext, type Place } from "./canvas-objects.js";
-import { canvasRequest, isSent } from "./canvas-requests.js";
+import { CANVAS_OWNED, canvasRequest, isSent } from "./canvas-requests.js";
 
 export interface UpdateOutcome {
   /** Whether a write reached Canvas (nothing is sent when Canvas already holds what it must). */
@@ -37,15 +38,19 @@ export async function pushUpdate(ctx: CanvasPushContext, doc: Entity, place: Pla
 
   const changes = Object.keys(outcome.toRemote).filter((field) => isSent(place.kind, field, "update"));
   let after = current;
+  let remoteAfter = remote;
   if (changes.length > 0) {
     // A grade is one posted value: it is sent whole whichever of score and grade changed.
     const resolved = { ...local, ...outcome.toLocal };
     const values = place.kind === "grade" ? { score: resolved.score, grade: resolved.grade } : Object.fromEntries(changes.map((field) => [field, outcome.toRemote[field]]));
     const form = canvasRequest(place.kind, values, "update", ctx.timeZone);
     after = (await ctx.client.request<Record<string, unknown>>("PUT", place.write, { form })).body;
+    remoteAfter = remoteFieldsOf(ctx, place, after);
+    // What Canvas decides in answer to the write (a renamed page's slug, when a grade was given) is the document's too.
+    const decided = Object.fromEntries(CANVAS_OWNED[place.kind].filter((field) => !isDeepStrictEqual(remoteAfter[field], remote[field])).map((field) => [field, remoteAfter[field]]));
+    if (Object.keys(decided).length > 0) await store.change(doc.url, (draft) => Object.assign(draft, decided));
   }
   const written = await store.find(doc.url);
-  const remoteAfter = remoteFieldsOf(ctx, place, after);
   const nextBase: SyncBase = { local: written ? pick(written, Object.keys(remoteAfter)) : outcome.nextBase.local, remote: remoteAfter };
   await recordInSync(db, store, { system: "canvas", type: place.type, remoteId: remoteIdOfPayload(place.kind, after), url: doc.url, remoteVersion: remoteTimeOf(place.kind, after), base: nextBase }, clock);
   return { sent: changes.length > 0, conflicts: outcome.conflicts.length };
