@@ -3,11 +3,13 @@ import type { DocStore } from "../crdt/doc-store.js";
 import type { DocUrl } from "../crdt/ids.js";
 import type { Logger } from "../util/logger.js";
 import { canvasClient } from "./canvas/canvas-client.js";
-import { canvasInstance } from "./canvas/canvas-mapping.js";
+import { canvasInstance, urlOf } from "./canvas/canvas-mapping.js";
 import { pullCanvasCourse } from "./canvas/canvas-pull.js";
 import { pushCanvasChanges, type PushResult } from "./canvas/canvas-push.js";
 import type { CanvasSettings, DiscourseSettings } from "./connector-config.js";
-import type { ConnectorTables } from "./connector-tables.js";
+import { mappedCount } from "./connector-status.js";
+import type { ConnectorTables, RemoteSystem } from "./connector-tables.js";
+import { linkCounterparts } from "./mirror-links.js";
 import { discourseClient } from "./discourse/discourse-client.js";
 import { discourseInstance } from "./discourse/discourse-mapping.js";
 import { pullDiscourseCategory } from "./discourse/discourse-pull.js";
@@ -41,8 +43,8 @@ export type CanvasSyncResult = ConnectorSyncResult<PushResult>;
 export type DiscourseSyncResult = ConnectorSyncResult<DiscoursePushResult>;
 
 /**
- * Sends this node's grades and assignment edits to Canvas, then pulls the course. Local work
- * goes first, so that the pull after it sees Canvas as it is with that work in it. Reports per
+ * Sends this node's new and edited assignments, pages, discussions, replies, announcements and
+ * grades to Canvas, then pulls the course (see `pushThenPull` for the order). Reports per
  * record (see `PushResult`, `PullResult`); throws only when the tables cannot be read.
  *
  * @example
@@ -51,9 +53,12 @@ export type DiscourseSyncResult = ConnectorSyncResult<DiscoursePushResult>;
 export async function syncCanvas(options: ConnectorSyncOptions<CanvasSettings>): Promise<CanvasSyncResult> {
   const { store, db, settings } = options;
   const client = canvasClient({ url: settings.url, token: () => settings.token, fetch: options.fetch, retry: options.retry, sleep: options.sleep, logger: options.logger });
-  const pushed = await pushCanvasChanges({ client, store, db, outbox: new Outbox(db), courseId: settings.courseId });
-  const pulled = await pullCanvasCourse({ client, instance: canvasInstance(settings.url), store, db, courseId: settings.courseId, onProgress: options.onProgress });
-  return { pushed, pulled };
+  const instance = canvasInstance(settings.url);
+  return pushThenPull(
+    { store, db, system: "canvas", course: urlOf(instance, "course", settings.courseId)! },
+    () => pushCanvasChanges({ client, store, db, outbox: new Outbox(db), courseId: settings.courseId }),
+    () => pullCanvasCourse({ client, instance, store, db, courseId: settings.courseId, onProgress: options.onProgress }),
+  );
 }
 
 /**
@@ -67,7 +72,35 @@ export async function syncDiscourse(options: ConnectorSyncOptions<DiscourseSetti
   const { store, db, settings } = options;
   const client = discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username, fetch: options.fetch, retry: options.retry, sleep: options.sleep, logger: options.logger });
   const course = settings.course as DocUrl;
-  const pushed = await pushDiscourseChanges({ client, instance: discourseInstance(settings.url), store, db, outbox: new Outbox(db), course, categoryId: settings.categoryId });
-  const pulled = await pullDiscourseCategory({ client, instance: discourseInstance(settings.url), store, db, categoryId: settings.categoryId, course, onProgress: options.onProgress });
+  return pushThenPull(
+    { store, db, system: "discourse", course },
+    () => pushDiscourseChanges({ client, instance: discourseInstance(settings.url), store, db, outbox: new Outbox(db), course, categoryId: settings.categoryId }),
+    () => pullDiscourseCategory({ client, instance: discourseInstance(settings.url), store, db, categoryId: settings.categoryId, course, onProgress: options.onProgress }),
+  );
+}
+
+interface SyncTarget {
+  store: DocStore;
+  db: Kysely<ConnectorTables>;
+  system: RemoteSystem;
+  course: DocUrl;
+}
+
+/**
+ * Local work first, so that the pull after it sees the system with that work in it. The first
+ * sync with a system reads it before writing to it: discussions already on both Canvas and
+ * Discourse are then paired (see mirror-links.ts) instead of being copied a second time.
+ */
+async function pushThenPull<P>(target: SyncTarget, push: () => Promise<P>, pull: () => Promise<PullResult>): Promise<ConnectorSyncResult<P>> {
+  const link = () => linkCounterparts(target.store, target.db, target.course);
+  if ((await mappedCount(target.db, target.system)) === 0) {
+    const pulled = await pull();
+    await link();
+    return { pushed: await push(), pulled };
+  }
+  await link();
+  const pushed = await push();
+  const pulled = await pull();
+  await link();
   return { pushed, pulled };
 }
