@@ -35,3 +35,12 @@ export { LanDiscovery, type LanDiscoveryOptions, type LanPeer } from "./net/disc
 export { Replicator, type ReplicatorOptions, type PeerStatus } from "./replication/replicator.js";
 export { CloseCode, type CloseCodeName } from "./net/close-codes.js";
 export { TokenError, type Principal, type Role, type TokenProblem } from "./net/principal.js";
+
+// Connectors: a Canvas course and a Discourse forum kept in step with the documents, with a
+// durable outbox, conflict strategies and a sync status per document.
+export { syncCanvas, syncDiscourse, type ConnectorSyncOptions, type CanvasSyncResult, type DiscourseSyncResult } from "./connectors/connector-sync.js";
+export { readConnectorSettings, writeConnectorSettings, type ConnectorSettings, type CanvasSettings, type DiscourseSettings } from "./connectors/connector-config.js";
+export { connectorDb, type ConnectorTables, type ConflictStrategy, type RemoteSystem } from "./connectors/connector-tables.js";
+export { connectorStatus, unsettledEntities, type ConnectorStatus, type UnsettledEntity } from "./connectors/connector-status.js";
+export { setStrategy, strategyFor, STRATEGIES, DEFAULT_STRATEGY } from "./connectors/sync-base.js";
+export { reconcile, type SyncBase, type Reconciled, type FieldConflict } from "./connectors/reconcile.js";

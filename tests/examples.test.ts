@@ -27,6 +27,14 @@ describe("every example runs as a user would run it", () => {
     expect(result.stdout.trim().length).toBeGreaterThan(0);
   });
 
+  it("canvas-discourse-mirror.ts shows the offline reply once on each side, and a second sync sends nothing", () => {
+    const { stdout } = run("canvas-discourse-mirror.ts");
+    expect(stdout).toContain('"Introduce yourself" is Canvas topic 41001 and Discourse topic 301');
+    expect(stdout).toContain("sync: 1 created in Canvas, 1 created in Discourse");
+    expect(stdout).toContain("Canvas shows the reply 1 time(s); Discourse shows it 1 time(s)");
+    expect(stdout).toContain("second sync: 0 created, 0 documents updated");
+  });
+
   it("embed.ts queries the assignment it changed", () => {
     expect(JSON.parse(run("embed.ts").stdout)).toEqual([{ title: "Lab 1: Cells", due_at: "2026-09-04T23:59:00.000Z", points_possible: 10 }]);
   });

@@ -19,7 +19,8 @@ export interface LinkResult {
  * time, and Discourse refuses a topic whose title it already has.
  *
  * A Discourse topic pairs with the Canvas topic of the course that has the same title; in
- * paired topics, a Discourse post pairs with the Canvas entry that has the same text. Only
+ * paired topics, a Discourse post pairs with the Canvas entry whose words are most alike (at
+ * least `SAME_POST` of them shared: one side may have been edited, or formatted). Only
  * objects paired with nothing are considered, so a pairing, once made, is never undone. The
  * Canvas document is kept: it takes the Discourse id, mapping, sync state and every reference
  * (replies, parents), and the Discourse document is deleted. At that moment the two are taken
@@ -40,10 +41,11 @@ export async function linkCounterparts(store: DocStore, db: Kysely<ConnectorTabl
   const linkedTopics = (await store.list(course, "discussion_topic")).filter((t) => t.external.canvas && t.external.discourse).map((t) => t.url);
   for (const topicUrl of linkedTopics) {
     const inTopic = posts.filter((post) => post.topic === topicUrl && !post.deleted);
-    const entries = byKey(inTopic.filter(onlyIn("canvas")), (post) => normalized(post.message));
+    const entries = inTopic.filter(onlyIn("canvas"));
     for (const post of inTopic.filter(onlyIn("discourse"))) {
-      const counterpart = takeMatch(entries, normalized(post.message));
+      const counterpart = closest(entries, post.message);
       if (!counterpart) continue;
+      entries.splice(entries.indexOf(counterpart), 1);
       await merge(post, counterpart, "post");
       result.posts++;
     }
@@ -90,6 +92,27 @@ export async function linkCounterparts(store: DocStore, db: Kysely<ConnectorTabl
 function onlyIn(system: "canvas" | "discourse"): (entity: Entity) => boolean {
   const other = system === "canvas" ? "discourse" : "canvas";
   return (entity) => entity.external[system] !== undefined && entity.external[other] === undefined && !entity.tombstone;
+}
+
+/** The share of words two posts must have in common to be the same post in two systems. */
+export const SAME_POST = 0.8;
+
+/** The entry whose words are most like the post's, if alike enough. */
+function closest<T extends { message: string }>(entries: readonly T[], message: string): T | undefined {
+  const words = wordsOf(message);
+  let best: { entry: T; score: number } | undefined;
+  for (const entry of entries) {
+    const other = wordsOf(entry.message);
+    const shared = [...words].filter((word) => other.has(word)).length;
+    const score = shared / Math.max(1, new Set([...words, ...other]).size);
+    if (score >= SAME_POST && (!best || score > best.score)) best = { entry, score };
+  }
+  return best?.entry;
+}
+
+/** A message's words, without markup or punctuation, case ignored. */
+function wordsOf(message: string): Set<string> {
+  return new Set(toMarkdown(message).toLowerCase().match(/[\p{L}\p{N}']+/gu) ?? []);
 }
 
 /** Text compared across systems: markdown, one space between words, case ignored. */

@@ -26,6 +26,8 @@ describe("linking discussions that exist in both Canvas and Discourse", () => {
     const entry = await store.create("post", { course, topic: canvasTopic.url, message: "<p>Hi! I'm <strong>Priya</strong>.</p>", external: { canvas: "61001" } });
     const forumPost = await store.create("post", { course, topic: forumTopic.url, message: "Hi! I'm **Priya**.", external: { discourse: "1002" } });
     const forumReply = await store.create("post", { course, topic: forumTopic.url, parent: forumPost.url, message: "Welcome Priya!", external: { discourse: "1004" } });
+    // Another post of the thread, with words unlike any entry's: a post of the forum alone.
+    const forumOnly = await store.create("post", { course, topic: forumTopic.url, message: "I am Priya's lab partner this term.", external: { discourse: "1005" } });
     await db.insertInto("remote_ids").values([
       { system: "discourse", remote_type: "topic", remote_id: "301", doc_url: forumTopic.url },
       { system: "discourse", remote_type: "post", remote_id: "1002", doc_url: forumPost.url },
@@ -41,6 +43,7 @@ describe("linking discussions that exist in both Canvas and Discourse", () => {
     expect(await store.find(forumTopic.url)).toBeUndefined();
     expect(await store.find(forumPost.url)).toBeUndefined();
     expect(await store.find(lonely.url)).toBeDefined();
+    expect((await store.find(forumOnly.url))?.external).toEqual({ discourse: "1005" });
     const reply = await store.find<"post">(forumReply.url);
     expect([reply?.topic, reply?.parent]).toEqual([canvasTopic.url, entry.url]);
     const ids = await db.selectFrom("remote_ids").select(["remote_id", "doc_url"]).orderBy("remote_id").execute();
