@@ -149,6 +149,28 @@ describe("topics written here or mirrored from Canvas", () => {
     expect(await node.engine.docs.find<"post">(urlOf(node.instance, "post", post.id)!)).toMatchObject({ topic: topic.url, message: "Did anyone weigh them dry first?" });
   });
 
+  it("links a Canvas discussion to a topic the category already has under its title, not yet read here, and mirrors its entries there", async () => {
+    const node = await discourseTestNode();
+    cleanups.push(node.close);
+    const topic = await node.engine.docs.create("discussion_topic", { course: node.course, title: "Introduce yourself", message: "<p>Tell us your name and your major.</p>", external: { canvas: "41001" } });
+    const entry = await node.engine.docs.create("post", { course: node.course, topic: topic.url, parent: null, author: null, message: "<p>Hej, Tomás here, engineering exchange student.</p>", external: { canvas: "61002" } });
+    expect(await node.push()).toMatchObject({ created: 1, linked: 1, failed: [] });
+    expect((await node.engine.docs.find<"discussion_topic">(topic.url))!.external).toEqual({ canvas: "41001", discourse: "301" });
+    expect(node.discourse.state.topics.size).toBe(3);
+    // Neither text is written over the other's.
+    expect((await node.engine.docs.find<"discussion_topic">(topic.url))!.message).toBe("<p>Tell us your name and your major.</p>");
+    expect(node.discourse.state.firstPost(node.discourse.state.requireTopic(301)).raw).not.toContain("Tell us your name and your major.");
+    const mirrored = node.discourse.state.requirePost(Number((await node.engine.docs.find<"post">(entry.url))!.external.discourse));
+    expect(mirrored).toMatchObject({ topic_id: 301 });
+    // The pull reads the topic into the linked document, and its replies join the Canvas discussion.
+    expect(await node.pull()).toMatchObject({ failed: [] });
+    expect(await node.engine.docs.find(urlOf(node.instance, "topic", 301)!)).toBeUndefined();
+    expect(await node.engine.docs.find<"post">(urlOf(node.instance, "post", 1002)!)).toMatchObject({ topic: topic.url });
+    expect((await node.engine.docs.find<"discussion_topic">(topic.url))!.message).toBe("<p>Tell us your name and your major.</p>");
+    const again = await node.sync();
+    expect(again.pushed).toMatchObject({ created: 0, linked: 0, edited: 0, failed: [] });
+  });
+
   it("reports a topic Discourse refuses, and sends it again only once the document changed", async () => {
     const node = await setup();
     const topic = await node.engine.docs.create("discussion_topic", { course: node.course, title: "Lab 4", message: "Bring goggles and a lab coat on Monday." });

@@ -168,7 +168,7 @@ async function runDiscourseSync(options: SyncFlags): Promise<void> {
       await engine.whenProjected();
       return synced;
     });
-    printResult(options, { pushed, pulled }, `pushed: ${pushed.created} replies created, ${pushed.recovered} recovered, ${pushed.retrying} to retry\n${summary(pulled, null)}`);
+    printResult(options, { pushed, pulled }, `pushed: ${pushed.created} created, ${pushed.linked} linked, ${pushed.edited} edited, ${pushed.conflicts} conflicts settled, ${pushed.recovered} recovered, ${pushed.awaitingApproval} awaiting approval, ${pushed.retrying} to retry\n${summary(pulled, null)}`);
     if (!options.watch) {
       if (pulled.failed.length > 0 || pushed.failed.length > 0) process.exitCode = 1;
       return;

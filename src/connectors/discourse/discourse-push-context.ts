@@ -25,6 +25,8 @@ export interface DiscoursePushOptions {
 export interface DiscoursePushResult {
   /** Topics and replies made (an approved one that was waiting included). */
   created: number;
+  /** Topics Discourse already had under the same title: linked to the document instead of created. */
+  linked: number;
   /** Topics and posts whose edits were sent. */
   edited: number;
   /** Entries a crash left in doubt whose object was found already made: recorded, not sent again. */
@@ -64,6 +66,11 @@ const MAX_RETRY_STEPS = 30;
 
 export function isRetryable(error: unknown): boolean {
   return error instanceof RemoteError && ["throttled", "server", "network"].includes(error.problem.kind);
+}
+
+/** Discourse refused the request as it stands (422: a short title, a taken title, "too similar"). */
+export function isInvalid(error: unknown): boolean {
+  return error instanceof RemoteError && error.problem.kind === "invalid";
 }
 
 export function isEditConflict(error: unknown): boolean {

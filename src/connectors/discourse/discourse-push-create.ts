@@ -5,7 +5,8 @@ import { recordInSync, remoteIdOf } from "../remote-records.js";
 import { listTopics, readCategory } from "./discourse-category.js";
 import { sendMark, urlOf, type DiscourseType } from "./discourse-mapping.js";
 import { baseAfterPush, PUSHED_FIELDS, remotePostFields, remoteTopicFields } from "./discourse-push-bases.js";
-import { recordFailure, type PostPayload, type PushContext } from "./discourse-push-context.js";
+import { isInvalid, recordFailure, type PostPayload, type PushContext } from "./discourse-push-context.js";
+import { linkSameTitledTopic } from "./discourse-push-link.js";
 import { createPostBody, createTopicBody } from "./discourse-requests.js";
 import { recordTopicPlace } from "./discourse-topic-records.js";
 
@@ -47,7 +48,8 @@ export async function sendTopicCreate(context: PushContext, entry: OutboxEntry, 
     await settleTopic(context, entry, view, first);
     context.result.created++;
   } catch (error) {
-    await recordFailure(context, entry, error);
+    if (isInvalid(error) && (await linkSameTitledTopic(context, entry, topic).catch(() => false))) context.result.linked++;
+    else await recordFailure(context, entry, error);
   }
 }
 

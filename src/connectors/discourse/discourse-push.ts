@@ -23,7 +23,8 @@ type Pushed = Entity<"discussion_topic"> | Entity<"post">;
 /**
  * Sends this node's work on a course's forum to Discourse, every request through the outbox:
  * - topics written here, or mirrored from Canvas (a published discussion that is no
- *   announcement), become topics of the connected category, exactly once;
+ *   announcement), become topics of the connected category, exactly once; one whose title
+ *   the category already has is linked to that topic (see discourse-push-link.ts);
  * - replies (written here, or Canvas entries) in topics that are Discourse topics become
  *   posts, exactly once, threaded under their parent when it is a Discourse post;
  * - edits of messages and titles, and a topic's move to the connected category, are sent;
@@ -41,7 +42,7 @@ export async function pushDiscourseChanges(options: DiscoursePushOptions): Promi
     ...options,
     categoryId: String(options.categoryId),
     clock: options.clock ?? systemClock,
-    result: { created: 0, edited: 0, recovered: 0, awaitingApproval: 0, conflicts: 0, retrying: 0, failed: [] },
+    result: { created: 0, linked: 0, edited: 0, recovered: 0, awaitingApproval: 0, conflicts: 0, retrying: 0, failed: [] },
   };
   const { outbox, store, course } = context;
 
