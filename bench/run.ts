@@ -17,7 +17,7 @@ import type { StockTask } from "./stock-child.js";
  * BENCH_QUICK=1 runs a small version (1,000 and 3,000 documents) to check the harness; it
  * writes its report under bench/.work instead of BENCHMARKS.md.
  *
- * BENCH_ONLY=canvas-pull runs only the Canvas pull section (seconds instead of about 13 minutes)
+ * BENCH_ONLY=canvas-pull runs only the Canvas pull section (under a minute instead of about 13)
  * and replaces only that section of the report, keeping the engine figures already there.
  */
 
