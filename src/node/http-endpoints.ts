@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { OrdoError } from "../util/errors.js";
 import { PROMETHEUS_CONTENT_TYPE } from "./metrics.js";
 import type { SyncNode } from "./sync-node.js";
+import { connectorDb } from "../connectors/connector-tables.js";
+import { connectorStatus, unsettledEntities } from "../connectors/connector-status.js";
 
 /**
  * The largest webhook body read, in bytes. A Discourse post event is a few KiB even for a long
@@ -35,7 +37,9 @@ export async function answerHttp(node: SyncNode, request: IncomingMessage, respo
     if (path === "/status") {
       // It names the node's user and every peer's: for the machine itself, not the LAN.
       if (!isLoopback(request.socket.remoteAddress)) return json(403, { error: "status is served to this machine only" });
-      return json(200, { ...node.status(), engine: await node.engine.status() });
+      const db = connectorDb(node.engine.db);
+      const connectors = node.connectors ? { connectors: await connectorStatus(db), unsettled: await unsettledEntities(db) } : {};
+      return json(200, { ...node.status(), engine: await node.engine.status(), ...connectors });
     }
     if (path === "/metrics") {
       const body = await node.metrics();

@@ -61,7 +61,7 @@ describe("ordo connect canvas and ordo sync canvas", () => {
     expect(rows[0]!.n).toBeGreaterThan(0);
   });
 
-  it("connects a Discourse category as the course's forum and pulls its topics and posts", async () => {
+  it("connects a Discourse category as the course's forum, pulls it and pairs its posts with the course's entries", async () => {
     const discourse = await FakeDiscourse.start();
     try {
       const keyFile = join(temp.dir, "discourse.key");
@@ -69,13 +69,16 @@ describe("ordo connect canvas and ordo sync canvas", () => {
       const connected = await ordo(["connect", "discourse", "--data", data, "--url", discourse.url, "--api-key-file", keyFile, "--username", discourse.username, "--category", "12"]);
       expect(connected.stderr).toBe("");
       expect(connected.stdout).toMatch(/connected Discourse category 12 .* to automerge:/);
-      const before = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from posts"])).stdout) as Array<{ n: number }>;
+      const linked = "select count(*) as n from posts where canvas_id is not null and discourse_id is not null";
+      const before = JSON.parse((await ordo(["query", "--data", data, "--json", linked])).stdout) as Array<{ n: number }>;
       const synced = await ordo(["sync", "discourse", "--data", data, "--json"]);
       expect(synced.code).toBe(0);
       expect(JSON.parse(synced.stdout).pulled).toMatchObject({ failed: [] });
       expect(JSON.parse(synced.stdout).pulled.created).toBeGreaterThan(0);
-      const after = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from posts"])).stdout) as Array<{ n: number }>;
-      expect(after[0]!.n).toBeGreaterThan(before[0]!.n);
+      // The forum's posts are the course's entries: each pairs with its entry, none is copied.
+      const after = JSON.parse((await ordo(["query", "--data", data, "--json", linked])).stdout) as Array<{ n: number }>;
+      const all = JSON.parse((await ordo(["query", "--data", data, "--json", "select count(*) as n from posts"])).stdout) as Array<{ n: number }>;
+      expect([before[0]!.n, after[0]!.n, all[0]!.n]).toEqual([0, 3, 3]);
       for (const output of [connected.stdout, synced.stdout, synced.stderr]) expect(output).not.toContain(discourse.apiKey);
     } finally {
       await discourse.close();
@@ -113,6 +116,10 @@ describe("ordo connect canvas and ordo sync canvas", () => {
         const headers = { "x-discourse-event-id": "1", "x-discourse-event-type": "ping", "x-discourse-event": "ping" };
         expect((await fetch(hook, { method: "POST", headers: { ...headers, "x-discourse-event-signature": signDiscourseWebhook(secret, body) }, body })).status).toBe(200);
         expect((await fetch(hook, { method: "POST", headers: { ...headers, "x-discourse-event-signature": signDiscourseWebhook("guessed", body) }, body })).status).toBe(401);
+        // The running node answers `ordo status`, connectors included.
+        const status = JSON.parse((await ordo(["status", "--data", data, "--json"])).stdout) as { node: object | null; connectors: Array<{ system: string }> };
+        expect(status.node).not.toBeNull();
+        expect(status.connectors.map((c) => c.system)).toEqual(["canvas", "discourse"]);
       } finally {
         child.kill("SIGTERM");
         expect(await exit).toBe(0);

@@ -1,14 +1,14 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { connectorStatus, unsettledEntities } from "../../connectors/connector-status.js";
+import { connectorStatus, unsettledEntities, type ConnectorStatus, type UnsettledEntity } from "../../connectors/connector-status.js";
 import { connectorDb } from "../../connectors/connector-tables.js";
 import type { EngineStatus } from "../../engine.js";
 import type { NodeStatus } from "../../node/sync-node.js";
 import { command, printResult, withEngine, type CommonOptions } from "../cli-kit.js";
 import { NODE_URL_FILE } from "./serve.js";
 
-type RunningStatus = NodeStatus & { engine: EngineStatus };
+type RunningStatus = NodeStatus & { engine: EngineStatus; connectors?: ConnectorStatus[]; unsettled?: UnsettledEntity[] };
 
 export function registerStatus(program: Command): void {
   command(program, "status", "what this node holds (documents, projection, quarantine, damage) and, while it runs, how sync stands with each peer").action(async (options: CommonOptions) => {
@@ -34,16 +34,16 @@ export function registerStatus(program: Command): void {
       }
     } else {
       lines.push("node:        not running");
-      for (const connector of local!.connectors) {
-        const counts = (record: Record<string, number>) => Object.entries(record).map(([state, n]) => `${n} ${state}`).join(", ") || "none";
-        lines.push(`${`${connector.system}:`.padEnd(13)}documents ${counts(connector.documents)}; outbox ${counts(connector.outbox)}`);
-      }
-      for (const entity of local!.unsettled) {
-        const states = (["canvas", "discourse"] as const).filter((system) => entity[system] === "pending" || entity[system] === "conflict").map((system) => (entity[system] === "pending" ? `pending to ${system}` : `conflict with ${system}`));
-        lines.push(`${"unsettled:".padEnd(13)}${entity.doc_url}: ${states.join(", ")}`);
-      }
     }
-    printResult(options, running ? { ...status, node: { ...running, engine: undefined } } : { ...status, node: null, connectors: local!.connectors, unsettled: local!.unsettled }, lines.join("\n"));
+    const connectors = running ? (running.connectors ?? []) : local!.connectors;
+    const unsettled = running ? (running.unsettled ?? []) : local!.unsettled;
+    const counts = (record: Record<string, number>) => Object.entries(record).map(([state, n]) => `${n} ${state}`).join(", ") || "none";
+    for (const connector of connectors) lines.push(`${`${connector.system}:`.padEnd(13)}documents ${counts(connector.documents)}; outbox ${counts(connector.outbox)}`);
+    for (const entity of unsettled) {
+      const states = (["canvas", "discourse"] as const).filter((system) => entity[system] === "pending" || entity[system] === "conflict").map((system) => (entity[system] === "pending" ? `pending to ${system}` : `conflict with ${system}`));
+      lines.push(`${"unsettled:".padEnd(13)}${entity.doc_url}: ${states.join(", ")}`);
+    }
+    printResult(options, { ...status, node: running ? { ...running, engine: undefined, connectors: undefined, unsettled: undefined } : null, connectors, unsettled }, lines.join("\n"));
   });
 }
 
