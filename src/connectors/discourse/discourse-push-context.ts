@@ -89,10 +89,13 @@ export function failureMessage(error: unknown): string {
   }
 }
 
-/** Records a failed send: retried later when Discourse was unreachable or busy, failed for good otherwise. */
+/**
+ * Records a failed send: retried later when Discourse was unreachable or busy, or when an edit
+ * kept meeting newer edits (each 409 was settled; the next push tries again), failed for good otherwise.
+ */
 export async function recordFailure(context: PushContext, entry: OutboxEntry, error: unknown): Promise<void> {
   const message = failureMessage(error);
-  if (isRetryable(error)) {
+  if (isRetryable(error) || isEditConflict(error)) {
     const wait = RETRY_STEP_MS * Math.min(entry.attempts + 1, MAX_RETRY_STEPS);
     await context.outbox.failed(entry.id, message, { retryAt: new Date(context.clock().getTime() + wait) });
     context.result.retrying++;
