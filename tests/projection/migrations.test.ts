@@ -10,10 +10,11 @@ import { parseMigrationFile, splitSqlStatements } from "../../src/projection/sql
 import { openTempProjection } from "./fixtures.js";
 
 /** Every migration in the repository's folder, oldest first. */
-const MIGRATIONS = ["0001_initial", "0002_projection_state", "0003_connectors"];
+const MIGRATIONS = ["0001_initial", "0002_projection_state", "0003_connectors", "0004_connector_sync"];
 
-/** The connectors' own tables (migrations/0003): kept by the node, not projected from documents. */
-const CONNECTOR_TABLES = ["conflict_strategies", "outbox", "remote_conflicts", "remote_ids", "remote_sync"];
+/** The connectors' own tables (migrations/0003 and 0004): kept by the node, not projected from documents. */
+const CONNECTOR_TABLES_0003 = ["conflict_strategies", "outbox", "remote_conflicts", "remote_ids", "remote_sync"];
+const CONNECTOR_TABLES = [...CONNECTOR_TABLES_0003, "webhook_events"];
 
 const PROJECTED_TABLES = [
   "assignments",
@@ -168,6 +169,8 @@ describe("openProjectionDb and the migrations", () => {
     const projection = await setup();
     const all = [...PROJECTED_TABLES, ...CONNECTOR_TABLES].sort();
     expect(await tableNames(projection as never)).toEqual(all);
+    expect(await projection.down()).toEqual(["0004_connector_sync"]);
+    expect(await tableNames(projection as never)).toEqual([...PROJECTED_TABLES, ...CONNECTOR_TABLES_0003].sort());
     expect(await projection.down()).toEqual(["0003_connectors"]);
     expect(await tableNames(projection as never)).toEqual(PROJECTED_TABLES);
     expect(await projection.down()).toEqual(["0002_projection_state"]);
@@ -180,6 +183,7 @@ describe("openProjectionDb and the migrations", () => {
     expect(await projection.up()).toEqual(["0002_projection_state"]);
     expect(await tableNames(projection as never)).toEqual(PROJECTED_TABLES);
     expect(await projection.up()).toEqual(["0003_connectors"]);
+    expect(await projection.up()).toEqual(["0004_connector_sync"]);
     expect(await tableNames(projection as never)).toEqual(all);
     expect(await projection.up()).toEqual([]);
   });

@@ -362,7 +362,7 @@ describe("rebuild and convergence", () => {
       if (line.startsWith("# ")) sections.set((current = line.slice(2)), []);
       else sections.get(current)?.push(line);
     }
-    const { rows: tables } = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'kysely_%' AND name NOT LIKE 'search_%' AND name NOT LIKE 'sqlite_%' AND name != 'projection_state' AND name NOT IN ('remote_ids', 'outbox', 'remote_sync', 'remote_conflicts', 'conflict_strategies')`.execute(db);
+    const { rows: tables } = await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'kysely_%' AND name NOT LIKE 'search_%' AND name NOT LIKE 'sqlite_%' AND name != 'projection_state' AND name NOT IN ('remote_ids', 'outbox', 'remote_sync', 'remote_conflicts', 'conflict_strategies', 'webhook_events')`.execute(db);
     expect([...sections.keys()].sort()).toEqual(tables.map((t) => t.name).sort());
     for (const { name } of tables) {
       const lines = sections.get(name) ?? [];
