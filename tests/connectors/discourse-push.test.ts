@@ -57,21 +57,7 @@ describe("replies written here reach Discourse exactly once", () => {
   });
 
   it("after a crash between sending and recording, finds the post it made instead of making a second", async () => {
-    const temp = makeTempDir();
-    cleanups.push(temp.remove);
-    const first = await discourseTestNode({ dataDir: temp.dir });
-    cleanups.push(() => first.discourse.close());
-    await first.pull();
-    const reply = await first.engine.docs.create("post", { course: first.course, topic: urlOf(first.instance, "topic", 301), author: null, parent: null, message: "Chloroplasts were green dots near the walls." });
-    await first.engine.close();
-
-    await killAfterCreate(temp.dir, first.discourse, first.course);
-    expect(creates(first.discourse)).toBe(1);
-
-    const node = await discourseTestNode({ dataDir: temp.dir, fakeDiscourse: first.discourse, course: first.course });
-    cleanups.push(node.close);
-    expect(await node.push()).toMatchObject({ created: 0, recovered: 1, failed: [] });
-    expect(creates(node.discourse)).toBe(1);
+    const { node, written: reply } = await crashedAfterCreate((first) => first.engine.docs.create("post", { course: first.course, topic: urlOf(first.instance, "topic", 301), author: null, parent: null, message: "Chloroplasts were green dots near the walls." }));
     const made = [...node.discourse.state.posts.values()].filter((p) => p.raw.includes("Chloroplasts were green dots"));
     expect(made).toHaveLength(1);
     expect((await node.engine.docs.find<"post">(reply.url))!.external.discourse).toBe(String(made[0]!.id));
@@ -186,21 +172,7 @@ describe("topics written here or mirrored from Canvas", () => {
   });
 
   it("after a crash between sending a topic and recording it, finds that topic instead of making a second", async () => {
-    const temp = makeTempDir();
-    cleanups.push(temp.remove);
-    const first = await discourseTestNode({ dataDir: temp.dir });
-    cleanups.push(() => first.discourse.close());
-    await first.pull();
-    const topic = await first.engine.docs.create("discussion_topic", { course: first.course, title: "Field trip to the pond", message: "Meet at the east gate at nine, boots on." });
-    await first.engine.close();
-
-    await killAfterCreate(temp.dir, first.discourse, first.course);
-    expect(creates(first.discourse)).toBe(1);
-
-    const node = await discourseTestNode({ dataDir: temp.dir, fakeDiscourse: first.discourse, course: first.course });
-    cleanups.push(node.close);
-    expect(await node.push()).toMatchObject({ created: 0, recovered: 1, failed: [] });
-    expect(creates(node.discourse)).toBe(1);
+    const { node, written: topic } = await crashedAfterCreate((first) => first.engine.docs.create("discussion_topic", { course: first.course, title: "Field trip to the pond", message: "Meet at the east gate at nine, boots on." }));
     const made = [...node.discourse.state.topics.values()].filter((t) => t.title === "Field trip to the pond");
     expect(made).toHaveLength(1);
     expect((await node.engine.docs.find<"discussion_topic">(topic.url))!.external.discourse).toBe(String(made[0]!.id));
@@ -231,6 +203,29 @@ describe("topics written here or mirrored from Canvas", () => {
 });
 
 /** Runs a push in a child that hangs once its create's response is in, and kills it there. */
+/**
+ * A node that wrote something, then a child process killed between sending it to Discourse and
+ * recording the answer, then the node opened again and its push run: it must find what was made.
+ */
+async function crashedAfterCreate<T>(write: (node: DiscourseTestNode) => Promise<T>): Promise<{ node: DiscourseTestNode; written: T }> {
+  const temp = makeTempDir();
+  cleanups.push(temp.remove);
+  const first = await discourseTestNode({ dataDir: temp.dir });
+  cleanups.push(() => first.discourse.close());
+  await first.pull();
+  const written = await write(first);
+  await first.engine.close();
+
+  await killAfterCreate(temp.dir, first.discourse, first.course);
+  expect(creates(first.discourse)).toBe(1);
+
+  const node = await discourseTestNode({ dataDir: temp.dir, fakeDiscourse: first.discourse, course: first.course });
+  cleanups.push(node.close);
+  expect(await node.push()).toMatchObject({ created: 0, recovered: 1, failed: [] });
+  expect(creates(node.discourse)).toBe(1);
+  return { node, written };
+}
+
 async function killAfterCreate(dataDir: string, discourse: FakeDiscourse, course: DocUrl): Promise<void> {
   const args = ["--import", "tsx", join(import.meta.dirname, "../fixtures/discourse-push-child.ts"), dataDir, discourse.url, discourse.apiKey, discourse.username, course, "12"];
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
