@@ -171,3 +171,23 @@ describe("pushing local work to Canvas", () => {
     expect(canvas.state.assignments.filter((a) => a.name === "Lab with a name")).toHaveLength(1);
   });
 });
+
+describe("an object deleted in Canvas while a change made here was on its way", () => {
+  it("deletes the document here too, records the lost change as a conflict, and sends nothing again", async () => {
+    const { canvas, engine, instance, db, push } = await setup();
+    const url = urlOf(instance, "assignment", 31001)!;
+    await engine.docs.change<"assignment">(url, (draft) => {
+      draft.title = "Lab 1: Microscopes (revised)";
+    });
+    canvas.state.assignments.splice(canvas.state.assignments.findIndex((a) => a.id === 31001), 1);
+
+    expect(await push()).toMatchObject({ deleted: 1, failed: [], retrying: 0 });
+    expect(await engine.docs.find(url)).toBeUndefined();
+    const conflicts = await db.selectFrom("remote_conflicts").selectAll().where("doc_url", "=", url).execute();
+    expect(conflicts).toEqual([expect.objectContaining({ system: "canvas", field: "(object)", remote_value: "deleted" })]);
+    expect(await db.selectFrom("outbox").select("status").where("doc_url", "=", url).execute()).toEqual([{ status: "conflict" }]);
+    const requests = canvas.requests.length;
+    expect(await push()).toMatchObject({ deleted: 0, sent: 0, failed: [] });
+    expect(canvas.requests.slice(requests).filter((r) => r.method !== "GET")).toEqual([]);
+  });
+});

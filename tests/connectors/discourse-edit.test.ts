@@ -199,3 +199,23 @@ describe("a pull meeting edits made here", () => {
     await expectQuiet(node);
   });
 });
+
+describe("a post deleted in Discourse while an edit made here was on its way", () => {
+  it("deletes the document here too, records the lost edit as a conflict, and sends nothing again", async () => {
+    const node = await setup();
+    const url = urlOf(node.instance, "post", 1003)!;
+    await setMessage(node, url, "Hej! Tomás here, and now curious about chloroplasts too.");
+    // Gone for good on the forum (a staff member's delete past its grace period): a 404.
+    node.discourse.state.posts.delete(1003);
+    const topic = node.discourse.state.requireTopic(301);
+    topic.post_ids = topic.post_ids.filter((id) => id !== 1003);
+
+    expect(await node.push()).toMatchObject({ deleted: 1, failed: [], retrying: 0 });
+    expect(await node.engine.docs.find(url)).toBeUndefined();
+    const conflicts = await node.db.selectFrom("remote_conflicts").selectAll().where("doc_url", "=", url).execute();
+    expect(conflicts).toEqual([expect.objectContaining({ system: "discourse", field: "(object)", remote_value: "deleted" })]);
+    const sent = node.sent.length;
+    expect(await node.push()).toMatchObject({ deleted: 0, edited: 0, failed: [] });
+    expect(node.sent.length).toBe(sent);
+  });
+});

@@ -6,6 +6,7 @@ import type { Clock } from "../../util/clock.js";
 import type { ConnectorTables } from "../connector-tables.js";
 import { RemoteError, type HttpClient } from "../http-client.js";
 import type { Outbox, OutboxEntry } from "../outbox.js";
+import { followRemoteDeletion, isGoneRemotely } from "../remote-deletion.js";
 import { enqueueChanges, pushContext } from "./canvas-changes.js";
 import { pushCreate, settleCreate } from "./canvas-create.js";
 import type { CanvasInstance } from "./canvas-mapping.js";
@@ -38,6 +39,8 @@ export interface PushResult {
   retrying: number;
   /** Waiting for something they refer to (a reply's topic or parent) to reach Canvas first. */
   deferred: number;
+  /** Changed here but deleted in Canvas meanwhile: deleted here too, recorded as conflicts. */
+  deleted: number;
   failed: Array<{ url: string; error: string }>;
 }
 
@@ -59,7 +62,7 @@ const MAX_PASSES = 8;
  */
 export async function pushCanvasChanges(options: PushOptions): Promise<PushResult> {
   const ctx = await pushContext(options);
-  const result: PushResult = { sent: 0, created: 0, updated: 0, recovered: 0, conflicts: 0, retrying: 0, deferred: 0, failed: [] };
+  const result: PushResult = { sent: 0, created: 0, updated: 0, recovered: 0, conflicts: 0, retrying: 0, deferred: 0, deleted: 0, failed: [] };
   await settleInDoubt(ctx, result);
   await enqueueChanges(ctx);
   for (let pass = 0; pass < MAX_PASSES; pass++) {
@@ -126,6 +129,11 @@ async function recordFailure(ctx: CanvasPushContext, entry: OutboxEntry, error: 
   const problem = error instanceof RemoteError ? error.problem : null;
   const refused = problem !== null && !(problem.kind === "server" || problem.kind === "network" || (problem.kind === "invalid" && problem.status < 300));
   const message = (error as Error).message;
+  if (isGoneRemotely(entry, error)) {
+    await followRemoteDeletion(ctx, entry, "canvas");
+    result.deleted++;
+    return;
+  }
   if (creating && !refused) {
     result.retrying++;
     return;

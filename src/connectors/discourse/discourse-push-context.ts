@@ -5,6 +5,7 @@ import type { Clock } from "../../util/clock.js";
 import type { ConnectorTables } from "../connector-tables.js";
 import { RemoteError, type HttpClient } from "../http-client.js";
 import type { Outbox, OutboxEntry } from "../outbox.js";
+import { followRemoteDeletion, isGoneRemotely } from "../remote-deletion.js";
 import type { DiscourseInstance } from "./discourse-mapping.js";
 
 /** What the pieces of a Discourse push share. */
@@ -37,6 +38,8 @@ export interface DiscoursePushResult {
   conflicts: number;
   /** Will be retried (Discourse was unreachable or busy). */
   retrying: number;
+  /** Changed here but deleted in Discourse meanwhile: deleted here too, recorded as conflicts. */
+  deleted: number;
   failed: Array<{ url: string; error: string }>;
 }
 
@@ -95,6 +98,11 @@ export function failureMessage(error: unknown): string {
  */
 export async function recordFailure(context: PushContext, entry: OutboxEntry, error: unknown): Promise<void> {
   const message = failureMessage(error);
+  if (isGoneRemotely(entry, error)) {
+    await followRemoteDeletion(context, entry, "discourse");
+    context.result.deleted++;
+    return;
+  }
   if (isRetryable(error) || isEditConflict(error)) {
     const wait = RETRY_STEP_MS * Math.min(entry.attempts + 1, MAX_RETRY_STEPS);
     await context.outbox.failed(entry.id, message, { retryAt: new Date(context.clock().getTime() + wait) });

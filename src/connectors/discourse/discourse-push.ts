@@ -42,7 +42,7 @@ export async function pushDiscourseChanges(options: DiscoursePushOptions): Promi
     ...options,
     categoryId: String(options.categoryId),
     clock: options.clock ?? systemClock,
-    result: { created: 0, linked: 0, edited: 0, recovered: 0, awaitingApproval: 0, conflicts: 0, retrying: 0, failed: [] },
+    result: { created: 0, linked: 0, edited: 0, recovered: 0, awaitingApproval: 0, conflicts: 0, retrying: 0, deleted: 0, failed: [] },
   };
   const { outbox, store, course } = context;
 
