@@ -54,6 +54,11 @@ export interface HttpClientOptions {
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
   logger?: Logger;
+  /**
+   * How long to pause before the next request, from a response's headers: a system that says
+   * how much of its rate budget is left is slowed down for before it throttles.
+   */
+  pace?: (headers: Headers) => number;
 }
 
 export interface RequestOptions {
@@ -164,6 +169,12 @@ export class HttpClient {
         text = await response.text();
       } catch (cause) {
         return { ok: false, problem: { kind: "network" }, body: null, cause };
+      }
+      const pause = this.#options.pace?.(response.headers) ?? 0;
+      if (pause > 0) {
+        // Holding the slot: the next request waits out the pause too.
+        this.#logger.warn({ request: `${method} ${url.pathname}`, waitMs: pause }, "rate budget low; slowing down");
+        await this.#sleep(pause);
       }
       const problem = response.ok ? null : (this.#options.classify(response.status, response.headers, text) ?? defaultProblem(response.status));
       if (problem) return { ok: false, problem, body: text };

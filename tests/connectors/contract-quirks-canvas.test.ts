@@ -168,6 +168,15 @@ describe("§5.2 Canvas throttling looks like an authz error", () => {
     expect(waits).toEqual([]);
   });
 
+  it("watches X-Rate-Limit-Remaining and slows down before the budget runs out, so a costly pull is never throttled", async () => {
+    // Each request costs 60 of 600 units and the bucket drains 10 a second: 10 in a row empty it.
+    const { canvas, pull, waits } = await setup({ throttle: { hwm: 600, upFrontCost: 50, requestCost: 60, outflowPerSecond: 10 } });
+    expect((await pull()).failed).toEqual([]);
+    expect(canvas.requests.length).toBeGreaterThan(10);
+    expect(canvas.requests.filter((r) => r.status === 403)).toEqual([]);
+    expect(waits.length).toBeGreaterThan(0);
+  });
+
   // Discourse's 429s (Retry-After, extras.wait_seconds, the per-IP text) are in contract-quirks-discourse.test.ts.
 });
 

@@ -11,6 +11,31 @@ export const classifyCanvas: Classify = (status, headers, body): RemoteProblem |
   return null;
 };
 
+/** The share of a token's rate budget below which requests slow down. */
+export const CANVAS_LOW_SHARE = 0.25;
+/** Canvas's bucket drains about this many units a second. */
+const CANVAS_OUTFLOW_PER_S = 10;
+const MAX_PACE_MS = 15_000;
+
+/**
+ * Canvas says what is left of a token's budget in `X-Rate-Limit-Remaining` (a Ruby float) on
+ * every answer, but not how large the budget is (600 by default, set per deployment): the
+ * largest value seen stands for it. Under a quarter of that, the connector waits as long as
+ * the bucket needs to drain back to a quarter, so a long pull slows down instead of running
+ * into the 403 throttle.
+ */
+export function canvasPacer(): (headers: Headers) => number {
+  let budget = 0;
+  return (headers) => {
+    const remaining = Number.parseFloat(headers.get("x-rate-limit-remaining") ?? "");
+    if (!Number.isFinite(remaining)) return 0;
+    budget = Math.max(budget, remaining);
+    const low = budget * CANVAS_LOW_SHARE;
+    if (remaining >= low) return 0;
+    return Math.min(MAX_PACE_MS, Math.ceil(((low - Math.max(0, remaining)) / CANVAS_OUTFLOW_PER_S) * 1000));
+  };
+}
+
 export interface CanvasClientOptions extends Pick<HttpClientOptions, "fetch" | "retry" | "sleep" | "random" | "logger" | "timeoutMs"> {
   /** The Canvas instance, e.g. `https://school.instructure.com`. */
   url: string;
@@ -23,6 +48,7 @@ export function canvasClient(options: CanvasClientOptions): HttpClient {
     ...options,
     baseUrl: options.url,
     classify: classifyCanvas,
+    pace: canvasPacer(),
     concurrency: 1,
     headers: () => ({ authorization: `Bearer ${options.token()}`, accept: "application/json+canvas-string-ids" }),
   });
