@@ -42,6 +42,9 @@ describe("pulling a Discourse category", () => {
     const first = await pull();
     expect(first.failed).toEqual([]);
     expect(first.incomplete).toEqual([]);
+    // The course's forum is recorded as its mapping: course to category.
+    const category = await connectorDb(engine.db).selectFrom("remote_ids").select(["remote_id", "doc_url"]).where("system", "=", "discourse").where("remote_type", "=", "category").execute();
+    expect(category).toEqual([{ remote_id: "12", doc_url: course }]);
     await engine.whenProjected();
     const topics = await engine.db.selectFrom("discussion_topics").select(["title", "message"]).where("course_url", "=", course).orderBy("title").execute();
     expect(topics.map((t) => t.title)).toEqual(["Introduce yourself", "Osmosis questions"]);
@@ -52,7 +55,7 @@ describe("pulling a Discourse category", () => {
     expect(posts.find((p) => p.doc_url === urlOf(instance, "post", 1004))?.parent_url).toBe(urlOf(instance, "post", 1002));
     const mapped = await connectorDb(engine.db).selectFrom("remote_ids").select("remote_type").where("system", "=", "discourse").execute();
     // A topic's post #1 is mapped too: edits of the topic's message are edits of that post.
-    expect(new Set(mapped.map((m) => m.remote_type))).toEqual(new Set(["user", "topic", "post", "first_post"]));
+    expect(new Set(mapped.map((m) => m.remote_type))).toEqual(new Set(["category", "user", "topic", "post", "first_post"]));
     // Topics and posts, which both sides edit, have sync bases for the next reconciliation.
     const bases = await connectorDb(engine.db).selectFrom("remote_sync").select(["doc_url", "base"]).where("system", "=", "discourse").execute();
     expect(bases.filter((b) => b.base !== null)).toHaveLength(topics.length + posts.length);

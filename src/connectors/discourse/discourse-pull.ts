@@ -102,6 +102,7 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
   let category: CategoryInfo = { aboutTopicId: null, listPath: bareListPath(categoryId) };
   try {
     category = await readCategory(client, categoryId);
+    await recordCourseCategory(db, course, categoryId);
   } catch (error) {
     failed(`category ${categoryId}`, error);
   }
@@ -203,4 +204,12 @@ const text = (value: unknown): string => (typeof value === "string" ? value : ""
 function facts(post: Payload | null, created: unknown): RemoteFacts {
   const changedAt = map.instant(post?.updated_at) ?? map.instant(created);
   return { version: post && typeof post.version === "number" ? String(post.version) : null, changedAt };
+}
+
+/** The course's forum is this category (one per course: connecting another replaces it). */
+async function recordCourseCategory(db: Kysely<ConnectorTables>, course: DocUrl, categoryId: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx.deleteFrom("remote_ids").where("system", "=", "discourse").where("remote_type", "=", "category").where((eb) => eb.or([eb("doc_url", "=", course), eb("remote_id", "=", categoryId)])).execute();
+    await trx.insertInto("remote_ids").values({ system: "discourse", remote_type: "category", remote_id: categoryId, doc_url: course }).execute();
+  });
 }
