@@ -80,7 +80,9 @@ export async function pullCanvasCourse(options: PullOptions): Promise<PullResult
   /** Every item of a listing; false when the listing could not be read to its end. */
   const each = async (what: string, path: string, query: Record<string, string | string[]>, visit: (item: Payload) => Promise<void>): Promise<boolean> => {
     try {
-      for await (const page of client.pages<Payload>(path, query)) for (const item of page) await visit(item);
+      // A page's objects are written together: the store commits writes made together in one
+      // transaction, where one at a time would pay a commit each (requests still go one by one).
+      for await (const page of client.pages<Payload>(path, query)) await Promise.all(page.map(visit));
       return true;
     } catch (error) {
       result.incomplete.push(what);
@@ -150,14 +152,11 @@ export async function pullCanvasCourse(options: PullOptions): Promise<PullResult
     const path = `${base}/discussion_topics/${encodeURIComponent(topicId)}`;
     try {
       const view = await client.request<{ view?: Payload[]; new_entries?: Payload[] }>("GET", `${path}/view`, { query: { include_new_entries: 1 } });
-      const walk = async (entries: readonly Payload[]): Promise<void> => {
-        for (const entry of entries) {
-          await take("entry", String(entry.id), map.entryFrom(instance, course, topicId, entry));
-          await walk((entry.replies as Payload[] | undefined) ?? []);
-        }
-      };
-      await walk(view.body.view ?? []);
-      await walk(view.body.new_entries ?? []);
+      // Every entry of the thread at once (a reply names its parent by URL, so none waits for another).
+      const flatten = (entries: readonly Payload[]): Payload[] => entries.flatMap((entry) => [entry, ...flatten((entry.replies as Payload[] | undefined) ?? [])]);
+      // An entry in both the cached view and `new_entries` is taken once, as the newer says.
+      const entries = [...new Map(flatten([...(view.body.view ?? []), ...(view.body.new_entries ?? [])]).map((entry) => [String(entry.id), entry])).values()];
+      await Promise.all(entries.map((entry) => take("entry", String(entry.id), map.entryFrom(instance, course, topicId, entry))));
     } catch (error) {
       // `/view` is a cache Canvas builds on demand (503 meanwhile): the entry lists hold the same.
       if (!(error instanceof RemoteError)) throw error;
