@@ -6,6 +6,7 @@ import type { Entity } from "../crdt/schema/document.js";
 import type { Kind } from "../crdt/schema/kinds.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import type { ConnectorTables, RemoteSystem } from "./connector-tables.js";
+import { toHtml, toMarkdown } from "./content-format.js";
 import type { Outbox } from "./outbox.js";
 import { reconcile, type FieldValues } from "./reconcile.js";
 import { recordInSync } from "./remote-records.js";
@@ -23,6 +24,9 @@ export type ImportOutcome = "created" | "updated" | "unchanged";
 
 /** Fields that say where a document belongs or what it is elsewhere, not what it holds. */
 const NOT_FIELDS = new Set(["course", "external"]);
+
+/** The form each system keeps prose in: Canvas HTML, Discourse markdown. */
+const REMOTE_FORM: Record<RemoteSystem, (text: string) => string> = { canvas: toHtml, discourse: toMarkdown };
 
 /** Fields holding prose: the merge strategies merge them word by word. */
 export const TEXT_FIELDS: ReadonlySet<string> = new Set(["message", "description", "body"]);
@@ -81,7 +85,7 @@ export async function importRemote(context: ImportContext, object: RemoteObject)
   }
   const local = pick(existing, Object.keys(remote));
   const strategy = await strategyFor(db, existing.course, object.kind);
-  const outcome = reconcile({ system: object.system, base: await readBase(db, object.url, object.system), local, remote, strategy, localTime: existing.updatedAt, remoteTime: object.remoteTime ?? null, textFields: TEXT_FIELDS });
+  const outcome = reconcile({ system: object.system, base: await readBase(db, object.url, object.system), local, remote, strategy, localTime: existing.updatedAt, remoteTime: object.remoteTime ?? null, textFields: TEXT_FIELDS, remoteForm: REMOTE_FORM[object.system] });
   await recordConflicts(db, object.url, object.system, strategy, outcome.conflicts, clock);
   const written = await writeFields(store, existing, object, Object.keys(outcome.toLocal), outcome.toLocal);
   await record(outcome.nextBase);

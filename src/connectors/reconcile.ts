@@ -45,6 +45,12 @@ export interface ReconcileInput {
   remoteTime?: string | null;
   /** Fields holding prose, merged word by word by the merge strategies. */
   textFields?: ReadonlySet<string>;
+  /**
+   * The system's form of a text (Discourse's markdown for Canvas's HTML). When the document
+   * holds a text in another form than the system, the merge runs in the system's form, from
+   * the remote base, so that the form itself is no difference.
+   */
+  remoteForm?: (text: string) => string;
 }
 
 export interface FieldConflict {
@@ -90,7 +96,7 @@ export function reconcile(input: ReconcileInput): Reconciled {
       const lost = objectWinner === "remote" ? here : there;
       if (lost && !same(local[field], remote[field])) conflicts.push({ field, local: local[field], remote: remote[field], resolved: value, resolution: `${describe(input, objectWinner)} kept (${input.strategy})` });
     } else if (contested.includes(field)) {
-      const merged = merging && input.textFields?.has(field) ? mergeField(base, field, local[field], remote[field]) : null;
+      const merged = merging && input.textFields?.has(field) ? mergeField(base, field, local[field], remote[field], input.remoteForm) : null;
       const side = winner(input);
       value = merged ?? (side === "remote" ? remote[field] : local[field]);
       conflicts.push({ field, local: local[field], remote: remote[field], resolved: value, resolution: merged !== null ? "text merged: both changes kept" : `${describe(input, side)} kept (${input.strategy})` });
@@ -132,10 +138,15 @@ function winner(input: ReconcileInput): "local" | "remote" {
   }
 }
 
-function mergeField(base: SyncBase | null, field: string, ours: unknown, theirs: unknown): string | null {
+function mergeField(base: SyncBase | null, field: string, ours: unknown, theirs: unknown, remoteForm?: (text: string) => string): string | null {
+  if (typeof ours !== "string" || typeof theirs !== "string") return null;
+  const converted = remoteForm?.(ours);
+  if (converted !== undefined && converted !== ours) {
+    const common = base?.remote[field];
+    return typeof common === "string" ? mergeText(common, converted, theirs) : null;
+  }
   const common = base?.local[field];
-  if (typeof common !== "string" || typeof ours !== "string" || typeof theirs !== "string") return null;
-  return mergeText(common, ours, theirs);
+  return typeof common === "string" ? mergeText(common, ours, theirs) : null;
 }
 
 function describe(input: ReconcileInput, side: "local" | "remote"): string {

@@ -97,3 +97,21 @@ describe("reconcile", () => {
     expect(reconcile(input({ base: out.nextBase, local: { ...base.local, title: "Lab one" } })).toRemote).toEqual({ title: "Lab one" });
   });
 });
+
+describe("merging a text the document holds in another form than the system", () => {
+  it("merges in the system's form from the remote base, so the form is no difference", async () => {
+    const { toMarkdown } = await import("../../src/connectors/content-format.js");
+    const sent = { local: { message: "<p>Bring goggles and a notebook.</p>" }, remote: { message: "Bring goggles and a notebook." } };
+    const out = reconcile({
+      system: "discourse",
+      base: sent,
+      local: { message: "<p>Bring safety goggles and a notebook.</p>" },
+      remote: { message: "Bring goggles and a pen." },
+      strategy: "merge_prefer_canvas",
+      textFields: new Set(["message"]),
+      remoteForm: toMarkdown,
+    });
+    expect(out.conflicts).toEqual([expect.objectContaining({ resolution: "text merged: both changes kept" })]);
+    expect(out.toRemote).toEqual({ message: "Bring safety goggles and a pen." });
+  });
+});
