@@ -8,8 +8,10 @@ export interface PullResult {
   failed: Array<{ what: string; error: string }>;
   /** Listings that could not be read in full: nothing they hold was taken as deleted. */
   incomplete: string[];
+  /** New objects left for the next sync: they may be what an interrupted create made. */
+  deferred: number;
 }
 
 export function emptyPullResult(): PullResult {
-  return { created: 0, updated: 0, unchanged: 0, deleted: 0, failed: [], incomplete: [] };
+  return { created: 0, updated: 0, unchanged: 0, deleted: 0, failed: [], incomplete: [], deferred: 0 };
 }

@@ -122,4 +122,36 @@ describe("a create reaches Canvas exactly once", () => {
     expect((await first.engine.docs.find(url as DocUrl))!.external.canvas).toBe(made[0]);
     expect(urlOf(instance, "page", made[0]!)).not.toBe(url);
   });
+
+  it("leaves what an unsettled create may have made to the push, when a pull runs first, and makes one object", async () => {
+    const { canvas, instance, first, posts } = await setup();
+    cleanups.push(() => first.engine.close());
+    await writeLocalWork(first.engine.docs, instance, "assignment", "moss");
+    // Canvas makes the assignment and the answer is lost; then the listing cannot be read to settle it.
+    const realFetch = globalThis.fetch;
+    const failing = canvasClient({
+      url: canvas.url,
+      token: () => canvas.token,
+      sleep: async () => undefined,
+      fetch: async (input, init) => {
+        const response = await realFetch(input, init);
+        return init?.method === "POST" ? new Response("", { status: 502 }) : response;
+      },
+    });
+    expect(await pushCanvasChanges({ client: failing, store: first.engine.docs, db: first.db, outbox: new Outbox(first.db), courseId: "4201" })).toMatchObject({ created: 0, retrying: 1 });
+    canvas.faults.inject("GET /courses/4201/assignments", 500, 5);
+    expect(await first.push()).toMatchObject({ recovered: 0, created: 0, retrying: 1 });
+    expect(madeInCanvas(canvas.state, "assignment", "moss")).toHaveLength(1);
+    const assignments = (await first.engine.docs.records({ kind: "assignment" })).length;
+
+    // The pull reads the listing again and sees the new assignment: not made a second document.
+    expect(await first.pull()).toMatchObject({ deferred: 1, failed: [] });
+    expect((await first.engine.docs.records({ kind: "assignment" })).length).toBe(assignments);
+    expect(await first.push()).toMatchObject({ recovered: 1, created: 0, failed: [] });
+    expect(await first.push()).toMatchObject({ sent: 0 });
+    expect(madeInCanvas(canvas.state, "assignment", "moss")).toHaveLength(1);
+    expect(posts()).toBe(1);
+    expect(await first.pull()).toMatchObject({ deferred: 0, created: 0, failed: [] });
+    expect((await first.engine.docs.records({ kind: "assignment" })).length).toBe(assignments);
+  });
 });

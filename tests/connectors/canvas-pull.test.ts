@@ -60,4 +60,29 @@ describe("pulling a Canvas course", () => {
     // The pages a failed listing could not show are still there.
     expect(await engine.docs.list(urlOf(instance, "course", "4201")!, "page")).not.toHaveLength(0);
   });
+
+  it("takes no topic as deleted while either of the two listings topics come from failed", async () => {
+    const { canvas, engine, instance, pull } = await setup();
+    await pull();
+    const course = urlOf(instance, "course", "4201")!;
+    const topics = (await engine.docs.list(course, "discussion_topic")).length;
+    // The plain topic listing fails for good; the announcements listing, read next, works.
+    canvas.faults.inject("GET /courses/4201/discussion_topics", 500, 5);
+    const result = await pull();
+    expect(result).toMatchObject({ deleted: 0, incomplete: ["discussion_topic"] });
+    expect(await engine.docs.list(course, "discussion_topic")).toHaveLength(topics);
+  });
+
+  it("keeps a page's body when the page cannot be read, and reports it", async () => {
+    const { canvas, engine, instance, pull } = await setup();
+    await pull();
+    const url = urlOf(instance, "page", 81001)!;
+    const body = (await engine.docs.find<"page">(url))!.body;
+    expect(body.length).toBeGreaterThan(0);
+    canvas.faults.inject("GET /courses/4201/pages/page_id:81001", 500, 5);
+    const result = await pull();
+    expect(result.failed).toEqual([{ what: "page 81001", error: expect.stringContaining("500") }]);
+    expect(result.deleted).toBe(0);
+    expect((await engine.docs.find<"page">(url))!.body).toBe(body);
+  });
 });
