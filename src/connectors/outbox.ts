@@ -62,14 +62,18 @@ export class Outbox {
     return this.db.selectFrom("outbox").selectAll().where("system", "=", system).where("status", "=", "sending").orderBy("id").execute();
   }
 
-  /** Marks an entry as being sent, committed before the request leaves. */
-  async begin(id: number): Promise<OutboxEntry> {
+  /**
+   * Marks an entry as being sent, committed before the request leaves. Only a pending entry can
+   * be taken: undefined means another sync took it first, and the caller must send nothing.
+   */
+  async begin(id: number): Promise<OutboxEntry | undefined> {
     return this.db
       .updateTable("outbox")
       .set((eb) => ({ status: "sending", attempts: eb("attempts", "+", 1), updated_at: isoNow(this.clock) }))
       .where("id", "=", id)
+      .where("status", "=", "pending")
       .returningAll()
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
   }
 
   /** Closes an entry that reached the system, recording the remote object it is. */

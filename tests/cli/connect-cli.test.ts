@@ -120,6 +120,10 @@ describe("ordo connect canvas and ordo sync canvas", () => {
         const status = JSON.parse((await ordo(["status", "--data", data, "--json"])).stdout) as { node: object | null; connectors: Array<{ system: string }> };
         expect(status.node).not.toBeNull();
         expect(status.connectors.map((c) => c.system)).toEqual(["canvas", "discourse"]);
+        // A second process syncing the same store would race the node's own syncs: refused.
+        const beside = await ordo(["sync", "canvas", "--data", data]);
+        expect(beside.code).not.toBe(0);
+        expect(beside.stderr).toMatch(/^ordo: a node is running on .* and syncs its connectors itself/);
       } finally {
         child.kill("SIGTERM");
         expect(await exit).toBe(0);

@@ -123,6 +123,18 @@ describe("a create reaches Canvas exactly once", () => {
     expect(urlOf(instance, "page", made[0]!)).not.toBe(url);
   });
 
+  it("makes one object when two pushes run at once", async () => {
+    const { canvas, instance, first, posts } = await setup();
+    cleanups.push(() => first.engine.close());
+    await writeLocalWork(first.engine.docs, instance, "assignment", "birch");
+    await writeLocalWork(first.engine.docs, instance, "entry", "birch");
+    const results = await Promise.all([first.push(), first.push()]);
+    expect(results.map((r) => r.created).reduce((a, b) => a + b)).toBe(2);
+    expect(madeInCanvas(canvas.state, "assignment", "birch")).toHaveLength(1);
+    expect(madeInCanvas(canvas.state, "entry", "birch")).toHaveLength(1);
+    expect(posts()).toBe(2);
+  });
+
   it("leaves what an unsettled create may have made to the push, when a pull runs first, and makes one object", async () => {
     const { canvas, instance, first, posts } = await setup();
     cleanups.push(() => first.engine.close());

@@ -60,7 +60,8 @@ describe("the outbox", () => {
     now = new Date("2026-09-01T12:02:00Z");
     const [due] = await outbox.due("discourse");
     expect(due).toMatchObject({ id: entry.id, attempts: 1, last_error: "503 Service Unavailable" });
-    await outbox.begin(entry.id);
+    // Two syncs that both found it due: only the first takes it and sends.
+    expect(await Promise.all([outbox.begin(entry.id), outbox.begin(entry.id)])).toEqual([expect.objectContaining({ id: entry.id, status: "sending" }), undefined]);
     await outbox.sent(entry.id, { type: "post", id: "1002" });
     expect(await db.selectFrom("remote_ids").selectAll().execute()).toEqual([{ system: "discourse", remote_type: "post", remote_id: "1002", doc_url: "automerge:post" }]);
     expect(await outbox.counts()).toEqual([{ system: "discourse", status: "sent", count: 1 }]);

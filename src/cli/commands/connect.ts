@@ -8,6 +8,7 @@ import type { PushResult } from "../../connectors/canvas/canvas-push.js";
 import { readConnectorSettings, redacted, writeConnectorSettings, type CanvasSettings, type ConnectorSettings, type DiscourseSettings } from "../../connectors/connector-config.js";
 import { mappedCount } from "../../connectors/connector-status.js";
 import { syncCanvas, syncDiscourse } from "../../connectors/connector-sync.js";
+import { askRunningNode } from "../running-node.js";
 import { syncProgress } from "../sync-progress.js";
 import { discourseClient } from "../../connectors/discourse/discourse-client.js";
 import { connectorDb } from "../../connectors/connector-tables.js";
@@ -85,6 +86,9 @@ export function registerConnect(program: Command): void {
     .option("--watch", "keep pulling, every --interval")
     .addOption(new Option("--interval <interval>", "time between pulls with --watch: 30s, 5m").argParser(duration).default(duration("60s"), "60s"))
     .action(async (system: string, options: SyncFlags) => {
+      // Two processes syncing one store would race each other's outbox: the running node syncs by itself.
+      const running = await askRunningNode(options.data);
+      if (running) throw new OrdoError("ORDO_NODE_RUNNING", `a node is running on ${resolve(options.data)} (${running.peerId}) and syncs its connectors itself, every --connector-interval; stop it to sync by hand`);
       if (system === "discourse") return runDiscourseSync(options);
       const settings = readConnectorSettings(resolve(options.data)).canvas;
       if (!settings) throw new OrdoError("ORDO_NOT_CONNECTED", "no Canvas course connected (run `ordo connect canvas` first)");

@@ -1,14 +1,9 @@
-import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
 import type { Command } from "commander";
-import { connectorStatus, unsettledEntities, type ConnectorStatus, type UnsettledEntity } from "../../connectors/connector-status.js";
+import { connectorStatus, unsettledEntities } from "../../connectors/connector-status.js";
 import { connectorDb } from "../../connectors/connector-tables.js";
-import type { EngineStatus } from "../../engine.js";
-import type { NodeStatus } from "../../node/sync-node.js";
 import { command, printResult, withEngine, type CommonOptions } from "../cli-kit.js";
-import { NODE_URL_FILE } from "./serve.js";
+import { askRunningNode } from "../running-node.js";
 
-type RunningStatus = NodeStatus & { engine: EngineStatus; connectors?: ConnectorStatus[]; unsettled?: UnsettledEntity[] };
 
 export function registerStatus(program: Command): void {
   command(program, "status", "what this node holds (documents, projection, quarantine, damage) and, while it runs, how sync stands with each peer").action(async (options: CommonOptions) => {
@@ -45,21 +40,4 @@ export function registerStatus(program: Command): void {
     }
     printResult(options, { ...status, node: running ? { ...running, engine: undefined, connectors: undefined, unsettled: undefined } : null, connectors, unsettled }, lines.join("\n"));
   });
-}
-
-/** The `/status` of the node running on this data directory, if one is (it leaves its URL there). */
-async function askRunningNode(dataDir: string): Promise<RunningStatus | undefined> {
-  let url: string;
-  try {
-    url = readFileSync(join(resolve(dataDir), NODE_URL_FILE), "utf8").trim();
-  } catch {
-    return undefined;
-  }
-  try {
-    const response = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2_000) });
-    return response.ok ? ((await response.json()) as RunningStatus) : undefined;
-  } catch {
-    // A stale file from a node that did not stop cleanly.
-    return undefined;
-  }
 }

@@ -90,8 +90,8 @@ async function sendDue(ctx: CanvasPushContext, result: PushResult): Promise<{ be
       result.failed.push({ url: entry.doc_url, error: why });
       continue;
     }
+    if (!(await outbox.begin(entry.id))) continue;
     begun++;
-    await outbox.begin(entry.id);
     const creating = place.remoteId === null;
     try {
       if (creating) {

@@ -39,7 +39,7 @@ interface ParentPost {
 
 export async function sendTopicCreate(context: PushContext, entry: OutboxEntry, topic: Entity<"discussion_topic">): Promise<void> {
   const body = createTopicBody(topic, context.categoryId, entry.idempotency_key);
-  await context.outbox.begin(entry.id);
+  if (!(await context.outbox.begin(entry.id))) return;
   try {
     const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: body });
     if (await awaitedApproval(context, entry, answer.body)) return;
@@ -61,7 +61,7 @@ export async function sendReplyCreate(context: PushContext, entry: OutboxEntry, 
     return;
   }
   const parent = post.parent ? await parentPost(context, post.parent) : null;
-  await context.outbox.begin(entry.id);
+  if (!(await context.outbox.begin(entry.id))) return;
   try {
     const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: createPostBody(post, topicId, entry.idempotency_key, parent?.postNumber) });
     if (await awaitedApproval(context, entry, answer.body)) return;

@@ -35,7 +35,7 @@ export async function sendUpdate(context: PushContext, entry: OutboxEntry, doc: 
     await context.outbox.failed(entry.id, "not yet pulled from Discourse: sent after the next pull", { retryAt: context.clock() });
     return;
   }
-  await context.outbox.begin(entry.id);
+  if (!(await context.outbox.begin(entry.id))) return;
   try {
     const type = doc.kind === "post" ? "post" : "topic";
     const sent = doc.kind === "post" ? await updatePost(context, doc as Entity<"post">, base) : await updateTopic(context, doc as Entity<"discussion_topic">, base);
