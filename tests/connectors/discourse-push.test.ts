@@ -56,6 +56,30 @@ describe("replies written here reach Discourse exactly once", () => {
     expect((await node.engine.docs.find<"post">(reply.url))!.message).toBe("Onion cells are rectangular, like bricks.");
   });
 
+  it("leaves a reply whose answer was lost to a server error in doubt, and later finds it instead of sending it again", async () => {
+    const node = await setup();
+    const text = "Stomata closed when we moved the leaf into the dark.";
+    const reply = await node.engine.docs.create("post", { course: node.course, topic: urlOf(node.instance, "topic", 301), author: null, parent: null, message: text });
+    // Discourse makes the post; every answer to the request is lost to a 502.
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = async (input, init) => {
+      const response = await realFetch(input, init);
+      return init?.method === "POST" ? new Response("", { status: 502 }) : response;
+    };
+    try {
+      expect(await node.push()).toMatchObject({ created: 0, retrying: 1, failed: [] });
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    const made = () => [...node.discourse.state.posts.values()].filter((p) => p.raw.includes(text));
+    expect(made()).toHaveLength(1);
+    // Long past Discourse's 120 s memo of identical creates: sending again would be refused or doubled.
+    node.tick(10 * 60_000);
+    expect(await node.push()).toMatchObject({ created: 0, recovered: 1, failed: [] });
+    expect(made()).toHaveLength(1);
+    expect((await node.engine.docs.find<"post">(reply.url))!.external.discourse).toBe(String(made()[0]!.id));
+  });
+
   it("after a crash between sending and recording, finds the post it made instead of making a second", async () => {
     const { node, written: reply } = await crashedAfterCreate((first) => first.engine.docs.create("post", { course: first.course, topic: urlOf(first.instance, "topic", 301), author: null, parent: null, message: "Chloroplasts were green dots near the walls." }));
     const made = [...node.discourse.state.posts.values()].filter((p) => p.raw.includes("Chloroplasts were green dots"));

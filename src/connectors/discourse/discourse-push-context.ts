@@ -71,6 +71,11 @@ export function isRetryable(error: unknown): boolean {
   return error instanceof RemoteError && ["throttled", "server", "network"].includes(error.problem.kind);
 }
 
+/** A request whose outcome is unknown: the server failed or the connection did (a throttled one was refused before anything was done). */
+function isUnanswered(error: unknown): boolean {
+  return error instanceof RemoteError && (error.problem.kind === "server" || error.problem.kind === "network");
+}
+
 /** Discourse refused the request as it stands (422: a short title, a taken title, "too similar"). */
 export function isInvalid(error: unknown): boolean {
   return error instanceof RemoteError && error.problem.kind === "invalid";
@@ -101,6 +106,12 @@ export async function recordFailure(context: PushContext, entry: OutboxEntry, er
   if (isGoneRemotely(entry, error)) {
     await followRemoteDeletion(context, entry, "discourse");
     context.result.deleted++;
+    return;
+  }
+  if (entry.operation === "create" && isUnanswered(error)) {
+    // Discourse may have made it before the answer was lost: the entry stays in doubt, and the
+    // next push looks for the post by its mark before sending anything again.
+    context.result.retrying++;
     return;
   }
   if (isRetryable(error) || isEditConflict(error)) {
