@@ -89,6 +89,15 @@ describe("replies written here reach Discourse exactly once", () => {
 });
 
 describe("topics written here or mirrored from Canvas", () => {
+  it("keeps a topic written here whose title starts like the category's About topic", async () => {
+    const node = await setup();
+    const topic = await node.engine.docs.create("discussion_topic", { course: node.course, title: "About the midterm exam next week", message: "It covers chapters one to four, bring a pencil." });
+    const { pushed, pulled } = await node.sync();
+    expect(pushed).toMatchObject({ created: 1, failed: [] });
+    expect(pulled).toMatchObject({ deleted: 0, failed: [] });
+    expect(await node.engine.docs.find(topic.url)).toMatchObject({ title: "About the midterm exam next week" });
+  });
+
   it("creates a topic written here once, in the connected category, and the pull updates that same document", async () => {
     const node = await setup();
     const topic = await node.engine.docs.create("discussion_topic", { course: node.course, title: "Microscope sign-up for week 4", message: "Pick a slot below, **two** people per scope." });

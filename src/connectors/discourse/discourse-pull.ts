@@ -106,7 +106,8 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
   } catch (error) {
     failed(`category ${categoryId}`, error);
   }
-  const isAbout = (t: Payload): boolean => String(t.id) === category.aboutTopicId || text(t.title).startsWith("About the ");
+  // By its id when the category names it; by Discourse's title for it only when it does not.
+  const isAbout = (t: Payload): boolean => (category.aboutTopicId !== null ? String(t.id) === category.aboutTopicId : text(t.title).startsWith("About the "));
 
   let topics: Payload[] = [];
   let listedInFull = false;
