@@ -23,10 +23,16 @@ export class Outbox {
     private readonly clock: Clock = systemClock,
   ) {}
 
-  /** Records that a document changed and must reach `system` (its sync state turns `pending`); joins the open entry if there is one. */
-  async enqueue(system: RemoteSystem, docUrl: string, operation: OutboxOperation): Promise<OutboxEntry> {
+  /**
+   * Records that a document changed and must reach `system` (its sync state turns `pending`);
+   * joins the open entry if there is one. A document in conflict with the system (a clash no
+   * strategy could settle) is sent nothing: undefined.
+   */
+  async enqueue(system: RemoteSystem, docUrl: string, operation: OutboxOperation): Promise<OutboxEntry | undefined> {
     const now = isoNow(this.clock);
     return this.db.transaction().execute(async (trx) => {
+      const state = await trx.selectFrom("remote_sync").select("state").where("doc_url", "=", docUrl).where("system", "=", system).executeTakeFirst();
+      if (state?.state === "conflict") return undefined;
       await markPending(trx, docUrl, system);
       const open = await trx.selectFrom("outbox").selectAll().where("system", "=", system).where("doc_url", "=", docUrl).where("status", "in", ["pending", "sending"]).executeTakeFirst();
       if (!open) {

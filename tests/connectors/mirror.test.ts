@@ -35,7 +35,7 @@ async function mirroredCourse() {
     const response = await fetch(`${discourse.url}${path}`, { method, headers: { "api-key": DEFAULT_DISCOURSE_API_KEY, "api-username": user, ...(json ? { "content-type": "application/json" } : {}) }, body: json ? JSON.stringify(json) : undefined });
     return (await response.json()) as T;
   };
-  return { store, db, course, both, writes, canvasApi, discourseApi };
+  return { store, db, course, both, writes, canvasApi, discourseApi, discourse };
 }
 
 describe("a Canvas course mirrored with its Discourse forum", () => {
@@ -85,5 +85,26 @@ describe("a Canvas course mirrored with its Discourse forum", () => {
     }
     expect(writes().slice(before)).toEqual([]);
     expect(new Map((await store.records({})).map((r) => [r.id, r.heads]))).toEqual(heads);
+  });
+
+  it("keeps a Canvas entry whose Discourse copy a moderator deleted, in conflict with Discourse, and sends Discourse nothing more", async () => {
+    const { both, writes, canvasApi, discourse, store, db, course } = await mirroredCourse();
+    const entry = (await store.list(course, "post")).find((p) => p.external.canvas === "61001")!;
+    expect(entry.external.discourse).toBe("1002");
+    // Gone from the forum for good (a 404), while the entry is edited in Canvas.
+    discourse.state.posts.delete(1002);
+    const topic = discourse.state.requireTopic(301);
+    topic.post_ids = topic.post_ids.filter((id) => id !== 1002);
+    const edited = "<p>Hi! I'm Priya, a nursing major (second year).</p>";
+    await canvasApi("PUT", "/discussion_topics/41001/entries/61001", { message: edited });
+    for (let round = 0; round < 3; round++) for (const result of await both()) expect(result.pushed.failed).toEqual([]);
+
+    expect(await store.find<"post">(entry.url)).toMatchObject({ message: edited });
+    const status = await db.selectFrom("entity_sync_status").selectAll().where("doc_url", "=", entry.url).executeTakeFirstOrThrow();
+    expect(status).toMatchObject({ canvas: "in_sync", discourse: "conflict" });
+    expect(await db.selectFrom("remote_conflicts").select(["system", "resolution"]).where("doc_url", "=", entry.url).execute()).toEqual([{ system: "discourse", resolution: expect.stringContaining("deleted in discourse, still in canvas") }]);
+    const before = writes().length;
+    await both();
+    expect(writes().slice(before)).toEqual([]);
   });
 });

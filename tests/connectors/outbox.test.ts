@@ -37,11 +37,11 @@ describe("the outbox", () => {
     const temp = makeTempDir();
     cleanups.push(temp.remove);
     const { outbox } = await open(join(temp.dir, "projection.sqlite"));
-    const first = await outbox.enqueue("canvas", "automerge:a", "create");
-    expect((await outbox.enqueue("canvas", "automerge:a", "update")).id).toBe(first.id);
-    expect((await outbox.enqueue("canvas", "automerge:a", "update")).operation).toBe("create");
-    expect((await outbox.enqueue("discourse", "automerge:a", "update")).id).not.toBe(first.id);
-    expect((await outbox.enqueue("canvas", "automerge:a", "delete")).operation).toBe("delete");
+    const first = (await outbox.enqueue("canvas", "automerge:a", "create"))!;
+    expect((await outbox.enqueue("canvas", "automerge:a", "update"))!.id).toBe(first.id);
+    expect((await outbox.enqueue("canvas", "automerge:a", "update"))!.operation).toBe("create");
+    expect((await outbox.enqueue("discourse", "automerge:a", "update"))!.id).not.toBe(first.id);
+    expect((await outbox.enqueue("canvas", "automerge:a", "delete"))!.operation).toBe("delete");
     expect((await outbox.due("canvas")).map((e) => e.doc_url)).toEqual(["automerge:a"]);
   });
 
@@ -53,7 +53,7 @@ describe("the outbox", () => {
     cleanups.push(() => projection.close());
     const db = connectorDb(projection.db);
     const outbox = new Outbox(db, () => now);
-    const entry = await outbox.enqueue("discourse", "automerge:post", "create");
+    const entry = (await outbox.enqueue("discourse", "automerge:post", "create"))!;
     await outbox.begin(entry.id);
     await outbox.failed(entry.id, "503 Service Unavailable", { retryAt: new Date("2026-09-01T12:01:00Z") });
     expect(await outbox.due("discourse")).toEqual([]);
