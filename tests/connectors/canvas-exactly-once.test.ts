@@ -123,6 +123,32 @@ describe("a create reaches Canvas exactly once", () => {
     expect(urlOf(instance, "page", made[0]!)).not.toBe(url);
   });
 
+  it("recognises its own reply, not a classmate's with the same words, when settling a lost answer", async () => {
+    const { canvas, instance, first } = await setup();
+    cleanups.push(() => first.engine.close());
+    const topic = urlOf(instance, "discussion_topic", 41001)!;
+    const reply = await first.engine.docs.create("post", { course: urlOf(instance, "course", "4201"), topic, message: "Thanks, that helps!" });
+    const realFetch = globalThis.fetch;
+    const failing = canvasClient({
+      url: canvas.url,
+      token: () => canvas.token,
+      sleep: async () => undefined,
+      fetch: async (input, init) => {
+        const response = await realFetch(input, init);
+        return init?.method === "POST" ? new Response("", { status: 502 }) : response;
+      },
+    });
+    expect(await pushCanvasChanges({ client: failing, store: first.engine.docs, db: first.db, outbox: new Outbox(first.db), courseId: "4201" })).toMatchObject({ retrying: 1 });
+    // A student writes the same words just after.
+    const student = await fetch(`${canvas.url}/api/v1/courses/4201/discussion_topics/41001/entries`, { method: "POST", headers: { authorization: `Bearer ${canvas.tokenFor(7101)}`, "content-type": "application/x-www-form-urlencoded" }, body: "message=Thanks%2C%20that%20helps!" });
+    const theirs = String(((await student.json()) as { id: string | number }).id);
+
+    expect(await first.push()).toMatchObject({ recovered: 1, created: 0, failed: [] });
+    const mine = (await first.engine.docs.find<"post">(reply.url))!.external.canvas;
+    expect(mine).toBeDefined();
+    expect(mine).not.toBe(theirs);
+  });
+
   it("makes one object when two pushes run at once", async () => {
     const { canvas, instance, first, posts } = await setup();
     cleanups.push(() => first.engine.close());

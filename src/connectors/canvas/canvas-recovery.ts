@@ -43,7 +43,9 @@ export async function findCreated(ctx: CanvasPushContext, doc: Entity, place: Pl
       // The threaded view, with what its cache does not hold yet in `new_entries`.
       const view = await ctx.client.request<{ view?: Payload[]; new_entries?: Payload[] }>("GET", `${base}/discussion_topics/${place.topicId ?? ""}/view`, { query: { include_new_entries: 1 } });
       const entries = [...flatten(view.body.view ?? []), ...(view.body.new_entries ?? [])];
-      const here = (p: Payload) => p.deleted !== true && String(p.parent_id ?? "") === (place.parentId ?? "") && sameWords(p.message, post.message);
+      // Replies are short and alike ("Thanks!"): only one this node's own Canvas user wrote can be its.
+      const self = String((await ctx.client.request<Payload>("GET", "/api/v1/users/self")).body.id);
+      const here = (p: Payload) => p.deleted !== true && String(p.user_id) === self && String(p.parent_id ?? "") === (place.parentId ?? "") && sameWords(p.message, post.message);
       return newest(await unmapped(ctx, place, entries, here));
     }
     case "grade":
