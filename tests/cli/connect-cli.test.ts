@@ -140,6 +140,9 @@ describe("ordo connect canvas and ordo sync canvas", () => {
   it("refuses a wrong flag with one clear line", async () => {
     const result = await ordo(["connect", "canvas", "--data", data, "--url", "ftp://x", "--token-file", "x", "--course", "4201"]);
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/expected an http:\/\/ or https:\/\/ URL/);
+    expect(result.stderr).toMatch(/expected an https:\/\/ URL/);
+    const clear = await ordo(["connect", "canvas", "--data", data, "--url", "http://canvas.school.example", "--token-file", "x", "--course", "4201"]);
+    expect(clear.code).not.toBe(0);
+    expect(clear.stderr).toContain("http:// would send the credentials in clear");
   });
 });

@@ -129,14 +129,18 @@ function readSecret(file: string): string {
   return text;
 }
 
+/** An https:// URL; http:// only to this machine, since every request carries the credentials. */
 function httpUrl(value: string): string {
+  let url: URL;
   try {
-    const url = new URL(value);
-    if (url.protocol === "http:" || url.protocol === "https:") return url.origin;
+    url = new URL(value);
   } catch {
-    // Refused below.
+    throw new InvalidArgumentError("expected an https:// URL");
   }
-  throw new InvalidArgumentError("expected an http:// or https:// URL");
+  if (url.protocol === "https:") return url.origin;
+  if (url.protocol === "http:" && ["localhost", "127.0.0.1", "[::1]"].includes(url.hostname)) return url.origin;
+  if (url.protocol === "http:") throw new InvalidArgumentError("expected https:// (http:// would send the credentials in clear; it is accepted for localhost only)");
+  throw new InvalidArgumentError("expected an https:// URL");
 }
 
 function courseId(value: string): string {
