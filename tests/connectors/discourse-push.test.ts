@@ -56,6 +56,19 @@ describe("replies written here reach Discourse exactly once", () => {
     expect((await node.engine.docs.find<"post">(reply.url))!.message).toBe("Onion cells are rectangular, like bricks.");
   });
 
+  it("posts a reply written by a forum user as that user, and one by an author the forum does not know as the configured user", async () => {
+    const node = await setup();
+    const topic = urlOf(node.instance, "topic", 301);
+    const byPriya = await node.engine.docs.create("post", { course: node.course, topic, author: urlOf(node.instance, "user", 31), parent: null, message: "Guard cells swell when water flows in." });
+    const byNobody = await node.engine.docs.create("post", { course: node.course, topic, author: null, parent: null, message: "A note from the teaching team about labs." });
+    expect(await node.push()).toMatchObject({ created: 2, failed: [] });
+    const authorOf = async (url: DocUrl) => node.discourse.state.requirePost(Number((await node.engine.docs.find<"post">(url))!.external.discourse)).user_id;
+    expect(await authorOf(byPriya.url)).toBe(31);
+    expect(await authorOf(byNobody.url)).toBe(-1);
+    // What the pull reads back (author included) is what was sent: nothing to do.
+    expect((await node.sync()).pulled).toMatchObject({ updated: 0, failed: [] });
+  });
+
   it("leaves a reply whose answer was lost to a server error in doubt, and later finds it instead of sending it again", async () => {
     const node = await setup();
     const text = "Stomata closed when we moved the leaf into the dark.";

@@ -41,7 +41,7 @@ export async function sendTopicCreate(context: PushContext, entry: OutboxEntry, 
   const body = createTopicBody(topic, context.categoryId, entry.idempotency_key);
   if (!(await context.outbox.begin(entry.id))) return;
   try {
-    const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: body });
+    const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: body, headers: await asAuthor(context, topic.author) });
     if (await awaitedApproval(context, entry, answer.body)) return;
     const first = answer.body as PostPayload;
     const view = { id: first.topic_id, title: body.title, user_id: first.user_id, created_at: first.created_at, visible: true, closed: false, archived: false };
@@ -63,7 +63,7 @@ export async function sendReplyCreate(context: PushContext, entry: OutboxEntry, 
   const parent = post.parent ? await parentPost(context, post.parent) : null;
   if (!(await context.outbox.begin(entry.id))) return;
   try {
-    const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: createPostBody(post, topicId, entry.idempotency_key, parent?.postNumber) });
+    const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: createPostBody(post, topicId, entry.idempotency_key, parent?.postNumber), headers: await asAuthor(context, post.author) });
     if (await awaitedApproval(context, entry, answer.body)) return;
     await settleReply(context, entry, answer.body as PostPayload, { id: topicId, url: post.topic }, parent);
     context.result.created++;
@@ -204,4 +204,14 @@ async function findReply(context: PushContext, topicId: string, mark: string): P
     if (match) return match;
   }
   return null;
+}
+
+/**
+ * Posts by a Discourse user go out as that user: an admin API key may act as anyone
+ * (`Api-Username`), so a student's reply written offline is the student's on the forum too.
+ * Authors Discourse does not know (a Canvas user) post as the configured user.
+ */
+async function asAuthor(context: PushContext, author: DocUrl | null): Promise<Record<string, string>> {
+  const user = author ? await context.store.find<"user">(author) : undefined;
+  return user?.external.discourse && user.loginId ? { "api-username": user.loginId } : {};
 }
