@@ -139,15 +139,32 @@ export class HttpClient {
   /**
    * Every page of a list, following only `rel="next"` links: page values are opaque (numbers
    * or bookmarks), a short or empty page may still have a next one, and a list ends when a
-   * page has no next link.
+   * page has no next link. A next link to another origin than the client's is refused (a
+   * `RemoteError` of kind "invalid"), never requested: every request carries the credentials.
    */
   async *pages<T>(path: string, query: RequestOptions["query"] = {}): AsyncGenerator<T[]> {
-    let next: string | null = this.#url(path, { per_page: 100, ...query }).toString();
+    let next: URL | null = this.#url(path, { per_page: 100, ...query });
     while (next) {
-      const response: RemoteResponse<T[] | null> = await this.request<T[] | null>("GET", next);
+      const response: RemoteResponse<T[] | null> = await this.request<T[] | null>("GET", next.toString());
       yield Array.isArray(response.body) ? response.body : [];
-      next = nextLink(response.headers.get("link"));
+      const link = nextLink(response.headers.get("link"));
+      next = link === null ? null : this.#ownUrl(link, `GET ${next.pathname}`, response.status);
     }
+  }
+
+  /** A link a response gave, resolved; a RemoteError unless it stays on the client's origin. */
+  #ownUrl(link: string, where: string, status: number): URL {
+    const own = new URL(this.#options.baseUrl).origin;
+    let url: URL;
+    try {
+      url = new URL(link, this.#options.baseUrl);
+    } catch (cause) {
+      throw new RemoteError({ kind: "invalid", status }, `${where}: the next page's link is not a URL`, null, { cause });
+    }
+    if (url.origin !== own) {
+      throw new RemoteError({ kind: "invalid", status }, `${where}: the next page's link leads to ${url.origin}, not ${own}; refused, so the credentials are not sent there`);
+    }
+    return url;
   }
 
   async #once(method: string, url: URL, options: RequestOptions): Promise<{ ok: true; response: RemoteResponse<unknown> } | { ok: false; problem: RemoteProblem; body: string | null; cause?: unknown }> {

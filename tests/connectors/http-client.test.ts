@@ -78,6 +78,29 @@ describe("the connectors' HTTP client", () => {
     expect(server.requests[0]!.headers.accept).toBe("application/json+canvas-string-ids");
   });
 
+  it("refuses a next link to another origin, sending it nothing, after the pages of its own", async () => {
+    const elsewhere = await scripted(json(200, [{ id: "stolen" }]));
+    const server = await scripted(
+      // A relative link stays on the client's origin.
+      json(200, [{ id: "1" }], { Link: `</items?page=2&per_page=100>; rel="next"` }),
+      json(200, [{ id: "2" }], { Link: `<${elsewhere.url}/items?page=3>; rel="next"` }),
+    );
+    const ids: string[] = [];
+    const listing = (async () => {
+      for await (const page of canvas(server.url).pages<{ id: string }>("/items")) ids.push(...page.map((item) => item.id));
+    })();
+    const error = await listing.then(
+      () => null,
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(RemoteError);
+    expect((error as RemoteError).problem).toEqual({ kind: "invalid", status: 200 });
+    expect((error as RemoteError).message).toContain(`leads to ${elsewhere.url}`);
+    expect(ids).toEqual(["1", "2"]);
+    expect(server.requests.map((r) => r.url)).toEqual(["/items?per_page=100", "/items?page=2&per_page=100"]);
+    expect(elsewhere.requests).toEqual([]);
+  });
+
   it("waits out Canvas's 403 throttle and its 5xx, then succeeds", async () => {
     waits.length = 0;
     const server = await scripted(text(403, "403 Forbidden (Rate Limit Exceeded)", { "X-Rate-Limit-Remaining": "0.0" }), text(503, "busy"), json(200, { ok: true }));
