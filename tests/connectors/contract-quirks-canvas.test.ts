@@ -308,7 +308,14 @@ describe("§5.7 deletion semantics (Canvas)", () => {
 });
 
 describe("§5.8 create quirks (Canvas)", () => {
-  // Push-side: the connector creates nothing in Canvas yet; these check the fake.
+  // Push side: the connector creates assignments, pages, topics, announcements and entries
+  // (src/connectors/canvas/canvas-create.ts). canvas-push.test.ts "creates each kind once, maps it
+  // to its document, and a second sync sends nothing and changes nothing" makes one of each through
+  // Canvas's 201 (assignments, entries) and 200 (pages, topics) answers. Canvas has no idempotency
+  // key: canvas-exactly-once.test.ts "a create reaches Canvas exactly once" (a push killed between
+  // sending and recording, a dropped connection, an answer lost to a server error, two pushes at
+  // once, a pull first) checks that each create makes one object. The connector makes no modules:
+  // the test below checks the fake.
   it("creates a module unpublished, refuses a nameless one with a bare message, and publishes its items with it", async () => {
     const { call, canvas, form } = await setup();
     const created = await call("/courses/4201/modules", form("POST", { "module[name]": "Week 2 — Membranes", "module[published]": "true", "module[position]": "1" }));
