@@ -61,6 +61,29 @@ describe("ordo connect canvas and ordo sync canvas", () => {
     expect(rows[0]!.n).toBeGreaterThan(0);
   });
 
+  it("keeps syncing with --watch, every --interval, until stopped", async () => {
+    const child = spawn(process.execPath, [ORDO, "sync", "canvas", "--data", data, "--watch", "--interval", "1s"], { env: { ...process.env, ORDO_DATA: undefined } });
+    let stdout = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`two rounds not seen: ${stdout}`)), 30_000);
+        child.stdout.on("data", () => {
+          if ((stdout.match(/^pulled: /gm) ?? []).length >= 2) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+    } finally {
+      child.kill("SIGTERM");
+      await exited;
+    }
+    // The second round found the course as the first left it.
+    expect(stdout.match(/^pulled: .*$/gm)![1]).toMatch(/pulled: 0 created, 0 updated, \d+ unchanged, 0 deleted/);
+  });
+
   it("connects a Discourse category as the course's forum, pulls it and pairs its posts with the course's entries", async () => {
     const discourse = await FakeDiscourse.start();
     try {
