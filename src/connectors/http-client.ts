@@ -61,10 +61,13 @@ export interface HttpClientOptions {
   pace?: (headers: Headers) => number;
 }
 
+/** A form body: each key to one value, or to several sent as the key repeated (Rails' `key[]=a&key[]=b`). */
+export type FormFields = Record<string, string | readonly string[]>;
+
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | readonly (string | number)[] | undefined>;
   json?: unknown;
-  form?: Record<string, string>;
+  form?: FormFields;
   headers?: Record<string, string>;
   /**
    * Never repeated after a server or network failure: for a create the system has no
@@ -177,7 +180,7 @@ export class HttpClient {
         body = JSON.stringify(options.json);
       } else if (options.form) {
         headers["content-type"] = "application/x-www-form-urlencoded";
-        body = new URLSearchParams(options.form).toString();
+        body = encodeForm(options.form).toString();
       }
       let response: Response;
       let text: string;
@@ -238,6 +241,16 @@ export class HttpClient {
     if (next) next();
     else this.#inFlight--;
   }
+}
+
+/** A form body as `application/x-www-form-urlencoded` parameters, a list's values under its key repeated. */
+export function encodeForm(form: FormFields): URLSearchParams {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(form)) {
+    if (typeof value === "string") params.append(key, value);
+    else for (const item of value) params.append(key, item);
+  }
+  return params;
 }
 
 /** The `rel="next"` URL of a Link header, if any (relation names compared without case). */

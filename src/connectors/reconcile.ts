@@ -78,8 +78,14 @@ export const TIE_MS = 2_000;
 export function reconcile(input: ReconcileInput): Reconciled {
   const { base, local, remote } = input;
   const fields = [...new Set([...Object.keys(local), ...Object.keys(remote)])].sort();
-  const changedHere = new Set(base ? fields.filter((f) => !same(local[f], base.local[f])) : []);
-  const changedThere = new Set(fields.filter((f) => (base ? !same(remote[f], base.remote[f]) : !same(remote[f], local[f]))));
+  // A field neither base names was added to the kind since the last sync: the document holds
+  // its fallback, not an edit. The system's value is taken and nothing is sent; the field
+  // counts as changed on neither side, so it cannot make the object contested and let a
+  // fallback overwrite what the system holds.
+  const added = new Set(base ? fields.filter((f) => !Object.hasOwn(base.local, f) && !Object.hasOwn(base.remote, f)) : []);
+  const compared = fields.filter((f) => !added.has(f));
+  const changedHere = new Set(base ? compared.filter((f) => !same(local[f], base.local[f])) : []);
+  const changedThere = new Set(compared.filter((f) => (base ? !same(remote[f], base.remote[f]) : !same(remote[f], local[f]))));
   const contested = fields.filter((f) => changedHere.has(f) && changedThere.has(f) && !same(local[f], remote[f]));
   const bothChanged = changedHere.size > 0 && changedThere.size > 0;
   const merging = input.strategy.startsWith("merge_");
@@ -91,7 +97,9 @@ export function reconcile(input: ReconcileInput): Reconciled {
     const here = changedHere.has(field);
     const there = changedThere.has(field);
     let value: unknown = here ? local[field] : there ? remote[field] : local[field];
-    if (objectWinner && (here || there)) {
+    if (added.has(field)) {
+      value = remote[field] === undefined ? local[field] : remote[field];
+    } else if (objectWinner && (here || there)) {
       value = objectWinner === "remote" ? remote[field] : local[field];
       const lost = objectWinner === "remote" ? here : there;
       if (lost && !same(local[field], remote[field])) conflicts.push({ field, local: local[field], remote: remote[field], resolved: value, resolution: `${describe(input, objectWinner)} kept (${input.strategy})` });

@@ -102,6 +102,8 @@ export interface AssignmentsTable extends CourseEntityColumns {
   published: SqlBoolean;
   position: number;
   grading_type: string;
+  /** JSON array of Canvas's submission type names, e.g. `["online_text_entry","online_upload"]`. */
+  submission_types: string;
 }
 
 export interface SubmissionsTable extends CourseEntityColumns {

@@ -94,6 +94,7 @@ const PROJECTORS: { [K in Kind]: Projector<K> } = {
         published: toSqlBoolean(assignment.published),
         position: assignment.position,
         grading_type: assignment.gradingType,
+        submission_types: JSON.stringify(assignment.submissionTypes),
       },
     ];
     rows.search_rows = [searchRow(assignment, docUrl, assignment.title, assignment.description)];

@@ -87,10 +87,10 @@ describe("the ordo command", () => {
 
   it("moves the projection schema down and up", () => {
     const status = JSON.parse(ordo(["migrate", "status", "--data", data, "--json"]).stdout) as Array<{ name: string; applied: string }>;
-    expect(status.map((m) => m.name)).toEqual(["0001_initial", "0002_projection_state", "0003_connectors", "0004_connector_sync"]);
-    expect(ordo(["migrate", "down", "--data", data]).stdout).toMatch(/down: 0004_connector_sync/);
-    expect(JSON.parse(ordo(["migrate", "status", "--data", data, "--json"]).stdout)[3].applied).toBe("pending");
-    expect(ordo(["migrate", "up", "--data", data]).stdout).toMatch(/up: 0004_connector_sync/);
+    expect(status.map((m) => m.name)).toEqual(["0001_initial", "0002_projection_state", "0003_connectors", "0004_connector_sync", "0005_assignment_submission_types"]);
+    expect(ordo(["migrate", "down", "--data", data]).stdout).toMatch(/down: 0005_assignment_submission_types/);
+    expect(JSON.parse(ordo(["migrate", "status", "--data", data, "--json"]).stdout)[4].applied).toBe("pending");
+    expect(ordo(["migrate", "up", "--data", data]).stdout).toMatch(/up: 0005_assignment_submission_types/);
     expect(ordo(["migrate", "sideways", "--data", data]).code).not.toBe(0);
   });
 

@@ -97,6 +97,23 @@ describe("pushing local work to Canvas", () => {
     expect(canvas.requests.filter((r) => r.method === "PUT")).toHaveLength(5);
   });
 
+  it("creates an assignment with its submission types, text entry when none were chosen, and sends a change of them", async () => {
+    const { canvas, engine, instance, course, push, pull } = await setup();
+    await writeLocalWork(engine.docs, instance, "assignment", "plain");
+    const upload = await engine.docs.create("assignment", { course, title: "Lab upload", published: true, submissionTypes: ["online_upload", "online_url"] });
+    await engine.docs.change<"assignment">(urlOf(instance, "assignment", 31002)!, (d) => void (d.submissionTypes = ["online_upload", "on_paper"]));
+
+    expect(await push()).toMatchObject({ created: 2, updated: 1, failed: [] });
+    expect(canvas.state.assignments.find((a) => a.name === "Lab plain")!.submission_types).toEqual(["online_text_entry"]);
+    expect(canvas.state.assignments.find((a) => a.name === "Lab upload")!.submission_types).toEqual(["online_upload", "online_url"]);
+    expect(canvas.state.assignments.find((a) => a.id === 31002)!.submission_types).toEqual(["online_upload", "on_paper"]);
+
+    // Pulled back, Canvas's lists are the documents' own: nothing changes, nothing is sent again.
+    expect(await pull()).toMatchObject({ failed: [] });
+    expect((await engine.docs.find<"assignment">(upload.url))!.submissionTypes).toEqual(["online_upload", "online_url"]);
+    expect(await push()).toMatchObject({ sent: 0 });
+  });
+
   it("sends a due date written as the course's wall time as that instant, whatever the token user's zone, and it comes back the same", async () => {
     const { canvas, engine, instance, push, pull } = await setup();
     // Canvas would read a time without an offset in the teacher's own zone, not the course's.

@@ -2,8 +2,9 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { assignmentFrom, canvasInstance, courseFrom, entryFrom, gradeFrom, pageFrom, topicFrom, type Imported } from "../../src/connectors/canvas/canvas-mapping.js";
-import { CANVAS_OWNED, canvasRequest, isSent, plainText, PUSHED_KINDS, SENT_FIELDS, type PushedKind } from "../../src/connectors/canvas/canvas-requests.js";
+import { CANVAS_OWNED, canvasRequest, isSent, plainText, PUSHED_KINDS, SENT_FIELDS, type CanvasForm, type PushedKind } from "../../src/connectors/canvas/canvas-requests.js";
 import { canvasInstant } from "../../src/connectors/canvas/canvas-time.js";
+import { encodeForm } from "../../src/connectors/http-client.js";
 import { syncedFields } from "../../src/connectors/import-documents.js";
 import { KIND_FIELDS, type Kind } from "../../src/crdt/schema/kinds.js";
 import type { Reply, RouteHandler } from "../../src/testing/fake-canvas/canvas-reply.js";
@@ -22,9 +23,9 @@ const course = courseFrom(instance, body<Payload>("course_4201")).url;
 const ZONE = "America/Chicago";
 
 /** Runs one route of the fake Canvas on its in-memory course, no sockets: what Canvas would store from a request. */
-function canvasStores(state: CanvasState, method: string, route: string, params: Record<string, string>, form: Record<string, string>): Payload {
+function canvasStores(state: CanvasState, method: string, route: string, params: Record<string, string>, form: CanvasForm): Payload {
   const handler = [...COURSE_ROUTES, ...DISCUSSION_ROUTES, ...PAGE_ROUTES].find(([m, path]) => m === method && path === route)?.[2] as RouteHandler;
-  const reply: Reply = handler({ state, method, params: { course_id: "4201", ...params }, input: parseRailsParams(new URLSearchParams(form)), userId: 7001, now: () => Date.parse("2025-01-22T12:00:00Z"), origin: ORIGIN });
+  const reply: Reply = handler({ state, method, params: { course_id: "4201", ...params }, input: parseRailsParams(encodeForm(form)), userId: 7001, now: () => Date.parse("2025-01-22T12:00:00Z"), origin: ORIGIN });
   expect(reply.status).toBeLessThan(300);
   return (reply as { json: Payload }).json;
 }
@@ -58,6 +59,13 @@ describe("document fields as Canvas requests", () => {
     expect(isSent("discussion_topic", "announcement", "update")).toBe(false);
   });
 
+  it("sends an assignment's submission types whole, as a repeated list key, an emptied list as none", () => {
+    const both = canvasRequest("assignment", { title: "Lab 3", submissionTypes: ["online_text_entry", "online_upload"] }, "create", ZONE);
+    expect(both["assignment[submission_types][]"]).toEqual(["online_text_entry", "online_upload"]);
+    expect(encodeForm(both).toString()).toBe("assignment%5Bname%5D=Lab+3&assignment%5Bsubmission_types%5D%5B%5D=online_text_entry&assignment%5Bsubmission_types%5D%5B%5D=online_upload");
+    expect(canvasRequest("assignment", { submissionTypes: [] }, "update", ZONE)).toEqual({ "assignment[submission_types][]": ["none"] });
+  });
+
   it("reads a time without an offset as the course's wall time, and sends every instant with Z", () => {
     expect(canvasInstant("2025-01-28T23:59:00", ZONE)).toBe("2025-01-29T05:59:00Z");
     expect(canvasInstant("2025-01-28T23:59:00-06:00", "Asia/Tokyo")).toBe("2025-01-29T05:59:00Z");
@@ -79,11 +87,14 @@ describe("document fields as Canvas requests", () => {
 describe("fixtures round-trip: Canvas payload, document, request, what Canvas stores, document", () => {
   it("keeps every sent field of assignments, pages, topics, announcements, replies and grades", () => {
     const state = loadCanvasState(FIXTURES, ORIGIN);
-    const check = (kind: PushedKind, before: Imported<Kind>, stored: (form: Record<string, string>) => Payload, back: (p: Payload) => Imported<Kind>) => {
+    const check = (kind: PushedKind, before: Imported<Kind>, stored: (form: CanvasForm) => Payload, back: (p: Payload) => Imported<Kind>) => {
       const form = canvasRequest(kind, sentFields(kind, before), "create", ZONE);
       expectSameSentFields(kind, before, back(stored(form)));
     };
-    for (const a of [...body("assignments"), body<Payload>("assignment_create_response")]) {
+    const assignments = [...body("assignments"), body<Payload>("assignment_create_response")];
+    // Not only Canvas's text entry: an upload assignment must come back an upload assignment.
+    expect(assignments.map((a) => assignmentFrom(instance, course, a).fields.submissionTypes)).toContainEqual(["online_upload"]);
+    for (const a of assignments) {
       check("assignment", assignmentFrom(instance, course, a), (form) => canvasStores(state, "POST", "/courses/:course_id/assignments", {}, form), (p) => assignmentFrom(instance, course, p));
     }
     for (const p of [...body("pages"), body<Payload>("page_welcome-to-bio-101")]) {

@@ -91,6 +91,19 @@ describe("reconcile", () => {
     expect(out.conflicts).toEqual([]);
   });
 
+  it("takes the system's value of a field added to the kind since the last sync, sending nothing and leaving the other fields to the strategy", () => {
+    // The document reads the new field's fallback; the base, older than the field, names it on neither side.
+    const local = { ...base.local, title: "Lab one", types: ["online_text_entry"] };
+    const remote = { ...base.remote, types: ["online_upload"] };
+    for (const strategy of ["prefer_canvas", "prefer_discourse", "prefer_recent", "merge_prefer_canvas", "merge_prefer_discourse"] as const) {
+      const out = reconcile(input({ strategy, local, remote, localTime: "2026-03-01T10:00:10Z", remoteTime: "2026-03-01T10:00:00Z" }));
+      expect(out.toLocal, strategy).toEqual({ types: ["online_upload"] });
+      expect(out.toRemote, strategy).toEqual({ title: "Lab one" });
+      expect(out.conflicts, strategy).toEqual([]);
+      expect(out.nextBase.local.types, strategy).toEqual(["online_upload"]);
+    }
+  });
+
   it("records a next base under which a value still to send shows as changed here", () => {
     const out = reconcile(input({ local: { ...base.local, title: "Lab one" } }));
     expect(out.nextBase.local.title).toBe("Lab 1");

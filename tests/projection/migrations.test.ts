@@ -10,7 +10,7 @@ import { parseMigrationFile, splitSqlStatements } from "../../src/projection/sql
 import { openTempProjection } from "./fixtures.js";
 
 /** Every migration in the repository's folder, oldest first. */
-const MIGRATIONS = ["0001_initial", "0002_projection_state", "0003_connectors", "0004_connector_sync"];
+const MIGRATIONS = ["0001_initial", "0002_projection_state", "0003_connectors", "0004_connector_sync", "0005_assignment_submission_types"];
 
 /** The connectors' own tables (migrations/0003 and 0004): kept by the node, not projected from documents. */
 const CONNECTOR_TABLES_0003 = ["conflict_strategies", "outbox", "remote_conflicts", "remote_ids", "remote_sync"];
@@ -103,6 +103,11 @@ describe("openProjectionDb and the migrations", () => {
     return rows.map((row) => row.name).filter((name) => !/^(kysely_|sqlite_)|^search_(data|idx|docsize|config)$/.test(name));
   }
 
+  async function columnNames(projection: { db: Kysely<never> }, table: string): Promise<string[]> {
+    const { rows } = await sql<{ name: string }>`SELECT name FROM pragma_table_info(${table})`.execute(projection.db);
+    return rows.map((row) => row.name);
+  }
+
   async function schemaOf(db: Kysely<never>): Promise<Array<{ type: string; name: string; sql: string | null }>> {
     const { rows } = await sql<{ type: string; name: string; sql: string | null }>`SELECT type, name, sql FROM sqlite_master ORDER BY type, name`.execute(db);
     return rows;
@@ -169,6 +174,10 @@ describe("openProjectionDb and the migrations", () => {
     const projection = await setup();
     const all = [...PROJECTED_TABLES, ...CONNECTOR_TABLES].sort();
     expect(await tableNames(projection as never)).toEqual(all);
+    expect(await columnNames(projection as never, "assignments")).toContain("submission_types");
+    expect(await projection.down()).toEqual(["0005_assignment_submission_types"]);
+    expect(await columnNames(projection as never, "assignments")).not.toContain("submission_types");
+    expect(await tableNames(projection as never)).toEqual(all);
     expect(await projection.down()).toEqual(["0004_connector_sync"]);
     expect(await tableNames(projection as never)).toEqual([...PROJECTED_TABLES, ...CONNECTOR_TABLES_0003].sort());
     expect(await projection.down()).toEqual(["0003_connectors"]);
@@ -184,8 +193,32 @@ describe("openProjectionDb and the migrations", () => {
     expect(await tableNames(projection as never)).toEqual(PROJECTED_TABLES);
     expect(await projection.up()).toEqual(["0003_connectors"]);
     expect(await projection.up()).toEqual(["0004_connector_sync"]);
+    expect(await projection.up()).toEqual(["0005_assignment_submission_types"]);
     expect(await tableNames(projection as never)).toEqual(all);
+    expect(await columnNames(projection as never, "assignments")).toContain("submission_types");
     expect(await projection.up()).toEqual([]);
+  });
+
+  it("gives existing assignment rows the submission types of a document without them, and has every assignment projected again", async () => {
+    const projection = await setup();
+    await projection.down();
+    const db = projection.db as unknown as Kysely<Record<string, Record<string, unknown>>>;
+    const heads = (kind: string, url: string) => ({ doc_url: url, kind, heads: "h1", status: "projected", projected_at: "2025-01-01T00:00:00Z" });
+    await db.insertInto("doc_heads").values([heads("assignment", "automerge:a1"), heads("page", "automerge:p1")]).execute();
+    await db
+      .insertInto("assignments")
+      .values({ doc_url: "automerge:a1", created_at: "2025-01-01T00:00:00Z", updated_at: "2025-01-01T00:00:00Z", title: "Lab 1", description: "", published: 1, position: 1, grading_type: "points" })
+      .execute();
+    await db.insertInto("projection_state").values({ key: "store_generation", value: "42" }).execute();
+
+    expect(await projection.up()).toEqual(["0005_assignment_submission_types"]);
+    expect(await db.selectFrom("assignments").select("submission_types").execute()).toEqual([{ submission_types: '["online_text_entry"]' }]);
+    // Heads nobody has make the next catch-up project the assignment again; the page stays as it was.
+    expect(await db.selectFrom("doc_heads").select(["doc_url", "heads"]).orderBy("doc_url").execute()).toEqual([
+      { doc_url: "automerge:a1", heads: "" },
+      { doc_url: "automerge:p1", heads: "h1" },
+    ]);
+    expect(await db.selectFrom("projection_state").selectAll().execute()).toEqual([]);
   });
 
   it("opens without migrating when asked, and migrates on demand", async () => {

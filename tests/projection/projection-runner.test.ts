@@ -198,7 +198,7 @@ describe("apply", () => {
     await small.apply(docs);
     await large.runner.apply(docs);
     expect(Math.max(...parameterCounts)).toBeLessThanOrEqual(40);
-    // An assignment row has 15 columns: two rows per statement fit in 40 parameters.
+    // An assignment row has 16 columns: two rows per statement fit in 40 parameters.
     expect(assignmentInserts).toBe(15);
     expect(await count(projection.db, "assignments")).toBe(30);
     expect(await dumpTables(projection.db)).toBe(await dumpTables(large.db));

@@ -120,6 +120,7 @@ describe("projectSnapshot", () => {
         published: true,
         position: 3,
         gradingType: "letter_grade",
+        submissionTypes: ["online_upload", "online_url"],
       },
       c,
     );
@@ -141,6 +142,7 @@ describe("projectSnapshot", () => {
         published: 1,
         position: 3,
         grading_type: "letter_grade",
+        submission_types: '["online_upload","online_url"]',
       },
     ]);
     expect(rows.search_rows).toEqual([{ doc_url: assignment.url, kind: "assignment", course_url: courseUrl, title: "Essay", body: "On cells" }]);

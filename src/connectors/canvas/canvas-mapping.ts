@@ -119,6 +119,8 @@ export function assignmentFrom(instance: CanvasInstance, course: DocUrl, a: Payl
     published: a.published === true,
     position: number(a.position),
     gradingType: text(a.grading_type) || "points",
+    // An answer without the list says nothing about it (undefined writes nothing); "none" is a type of its own.
+    submissionTypes: Array.isArray(a.submission_types) ? a.submission_types.filter((t): t is string => typeof t === "string") : undefined,
   });
 }
 

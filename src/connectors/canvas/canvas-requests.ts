@@ -1,5 +1,6 @@
 import type { Fields } from "../../crdt/schema/kinds.js";
 import { toHtml } from "../content-format.js";
+import type { FormFields } from "../http-client.js";
 import { canvasInstant } from "./canvas-time.js";
 
 /**
@@ -9,8 +10,8 @@ import { canvasInstant } from "./canvas-time.js";
  * (see canvas-time.ts).
  */
 
-/** A Canvas form body: Rails bracket keys (`assignment[name]`) to values. */
-export type CanvasForm = Record<string, string>;
+/** A Canvas form body: Rails bracket keys (`assignment[name]`) to values, a list's key ending in `[]`. */
+export type CanvasForm = FormFields;
 
 /** The kinds whose local work goes back to Canvas. */
 export type PushedKind = "assignment" | "page" | "discussion_topic" | "post" | "grade";
@@ -25,7 +26,7 @@ export type RequestMode = "create" | "update";
 
 /** The fields Canvas takes from a request, per kind. */
 export const SENT_FIELDS = {
-  assignment: ["title", "description", "dueAt", "unlockAt", "lockAt", "pointsPossible", "published", "position", "gradingType"],
+  assignment: ["title", "description", "dueAt", "unlockAt", "lockAt", "pointsPossible", "published", "position", "gradingType", "submissionTypes"],
   page: ["title", "body", "published", "frontPage"],
   discussion_topic: ["title", "message", "published", "locked", "announcement"],
   post: ["message"],
@@ -94,6 +95,10 @@ export function assignmentRequest(fields: Partial<Fields<"assignment">>, mode: R
   // Canvas numbers positions from 1: 0 is "not placed yet", left to Canvas.
   if (fields.position !== undefined && fields.position > 0) put("assignment[position]", String(fields.position));
   put("assignment[grading_type]", fields.gradingType);
+  // Sent whole, on a create and an update alike: Canvas replaces the list. Canvas gives an
+  // assignment sent without a list the type "none"; an emptied list means that, and is sent as it.
+  const types = fields.submissionTypes;
+  if (types !== undefined) form["assignment[submission_types][]"] = types.length > 0 ? [...types] : ["none"];
   return form;
 }
 

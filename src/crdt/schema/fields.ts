@@ -28,11 +28,13 @@ function spec<T>(
   options: { text?: boolean; store?: (value: T) => unknown; plain?: (stored: unknown) => unknown } = {},
 ): FieldSpec<T> {
   const toPlain = options.plain ?? unwrapString;
+  // A list fallback is copied on every read: one shared array would carry one entity's edits into the next.
+  const unset = (): T => (Array.isArray(fallback) ? ([...fallback] as T) : fallback);
   return {
     fallback,
     text: options.text ?? false,
     check: (stored) => (stored === undefined || isValid(toPlain(stored)) ? null : `expected ${expected}`),
-    read: (stored) => (stored === undefined ? fallback : (toPlain(stored) as T)),
+    read: (stored) => (stored === undefined ? unset() : (toPlain(stored) as T)),
     store: options.store ?? ((value) => value),
   };
 }
@@ -89,6 +91,15 @@ export const field = {
     spec<T[]>([], (v) => Array.isArray(v) && v.every((item) => isItem(item) === null), expected, {
       plain: toPlain,
       store: (items) => items,
+    }),
+  /**
+   * A list of plain strings nobody co-edits (a set of options), replaced whole when written.
+   * Items are stored immutable, as root-level strings are.
+   */
+  stringList: (fallback: readonly string[] = []) =>
+    spec<string[]>([...fallback], (v) => Array.isArray(v) && v.every(isString), "a list of strings", {
+      plain: toPlain,
+      store: (items) => items.map((item) => new ImmutableString(item)),
     }),
 };
 

@@ -43,8 +43,13 @@ const isGradeComment = checkRecord({
 
 /**
  * The fields of every kind, in one table: the single source for validation, reading,
- * storing and the typed API. Changing a kind's fields means bumping its version in
- * `SCHEMA_VERSIONS` and adding an upgrade step.
+ * storing and the typed API.
+ *
+ * Adding a field with a fallback keeps the kind's version: a document written before reads
+ * the fallback, and a node that does not know the field yet validates and reads the others
+ * and leaves the key alone (bumping would quarantine every new document of the kind on such
+ * nodes). Changing what an existing field holds, or removing one, means bumping the kind's
+ * version in `SCHEMA_VERSIONS` and adding an upgrade step.
  */
 export const KIND_FIELDS = {
   user: {
@@ -86,6 +91,12 @@ export const KIND_FIELDS = {
     published: field.boolean(),
     position: field.number(),
     gradingType: field.string("points"),
+    /**
+     * How students hand the work in, as Canvas names it (`online_text_entry`, `online_upload`,
+     * `online_url`, `on_paper`, `none`, ...). A new assignment takes text entry: Canvas gives one
+     * sent without a list the single type "none", and no student can then submit online.
+     */
+    submissionTypes: field.stringList(["online_text_entry"]),
   },
   submission: {
     assignment: field.docUrl(),
