@@ -45,6 +45,21 @@ async function setup() {
   return { canvas, instance, dir: temp.dir, open, first, posts };
 }
 
+/** A push whose creates Canvas carries out, each answer lost to a server error (`status`). */
+function pushWithAnswersLost(canvas: FakeCanvas, node: { engine: Engine; db: ReturnType<typeof connectorDb> }, status: number) {
+  const realFetch = globalThis.fetch;
+  const client = canvasClient({
+    url: canvas.url,
+    token: () => canvas.token,
+    sleep: async () => undefined,
+    fetch: async (input, init) => {
+      const response = await realFetch(input, init);
+      return init?.method === "POST" ? new Response("", { status }) : response;
+    },
+  });
+  return pushCanvasChanges({ client, store: node.engine.docs, db: node.db, outbox: new Outbox(node.db), courseId: "4201" });
+}
+
 describe("a create reaches Canvas exactly once", () => {
   it.each(LOCAL_WORK)("a %s: killed between sending and recording, the restarted push finds the one it made", async (work) => {
     const { canvas, instance, dir, open, first, posts } = await setup();
@@ -103,17 +118,7 @@ describe("a create reaches Canvas exactly once", () => {
     cleanups.push(() => first.engine.close());
     const url = await writeLocalWork(first.engine.docs, instance, "page", "fern");
     // Canvas makes the page, then the answer is a 500.
-    const realFetch = globalThis.fetch;
-    const failing = canvasClient({
-      url: canvas.url,
-      token: () => canvas.token,
-      sleep: async () => undefined,
-      fetch: async (input, init) => {
-        const response = await realFetch(input, init);
-        return init?.method === "POST" ? new Response("{}", { status: 500 }) : response;
-      },
-    });
-    expect(await pushCanvasChanges({ client: failing, store: first.engine.docs, db: first.db, outbox: new Outbox(first.db), courseId: "4201" })).toMatchObject({ created: 0, retrying: 1 });
+    expect(await pushWithAnswersLost(canvas, first, 500)).toMatchObject({ created: 0, retrying: 1 });
     expect(madeInCanvas(canvas.state, "page", "fern")).toHaveLength(1);
 
     expect(await first.push()).toMatchObject({ recovered: 1, created: 0 });
@@ -128,17 +133,7 @@ describe("a create reaches Canvas exactly once", () => {
     cleanups.push(() => first.engine.close());
     const topic = urlOf(instance, "discussion_topic", 41001)!;
     const reply = await first.engine.docs.create("post", { course: urlOf(instance, "course", "4201"), topic, message: "Thanks, that helps!" });
-    const realFetch = globalThis.fetch;
-    const failing = canvasClient({
-      url: canvas.url,
-      token: () => canvas.token,
-      sleep: async () => undefined,
-      fetch: async (input, init) => {
-        const response = await realFetch(input, init);
-        return init?.method === "POST" ? new Response("", { status: 502 }) : response;
-      },
-    });
-    expect(await pushCanvasChanges({ client: failing, store: first.engine.docs, db: first.db, outbox: new Outbox(first.db), courseId: "4201" })).toMatchObject({ retrying: 1 });
+    expect(await pushWithAnswersLost(canvas, first, 502)).toMatchObject({ retrying: 1 });
     // A student writes the same words just after.
     const student = await fetch(`${canvas.url}/api/v1/courses/4201/discussion_topics/41001/entries`, { method: "POST", headers: { authorization: `Bearer ${canvas.tokenFor(7101)}`, "content-type": "application/x-www-form-urlencoded" }, body: "message=Thanks%2C%20that%20helps!" });
     const theirs = String(((await student.json()) as { id: string | number }).id);
@@ -166,17 +161,7 @@ describe("a create reaches Canvas exactly once", () => {
     cleanups.push(() => first.engine.close());
     await writeLocalWork(first.engine.docs, instance, "assignment", "moss");
     // Canvas makes the assignment and the answer is lost; then the listing cannot be read to settle it.
-    const realFetch = globalThis.fetch;
-    const failing = canvasClient({
-      url: canvas.url,
-      token: () => canvas.token,
-      sleep: async () => undefined,
-      fetch: async (input, init) => {
-        const response = await realFetch(input, init);
-        return init?.method === "POST" ? new Response("", { status: 502 }) : response;
-      },
-    });
-    expect(await pushCanvasChanges({ client: failing, store: first.engine.docs, db: first.db, outbox: new Outbox(first.db), courseId: "4201" })).toMatchObject({ created: 0, retrying: 1 });
+    expect(await pushWithAnswersLost(canvas, first, 502)).toMatchObject({ created: 0, retrying: 1 });
     canvas.faults.inject("GET /courses/4201/assignments", 500, 5);
     expect(await first.push()).toMatchObject({ recovered: 0, created: 0, retrying: 1 });
     expect(madeInCanvas(canvas.state, "assignment", "moss")).toHaveLength(1);
