@@ -81,7 +81,7 @@ export interface CreateOptions extends WriteOptions {
   identity?: ExternalIdentity;
 }
 
-export type ReceiveResult = { status: "unchanged" | "applied" | "quarantined"; heads: string };
+export type ReceiveResult = { status: "unchanged" | "applied" | "quarantined" | "refused"; heads: string };
 
 /** Decides whether a peer's changes may land: `next` is the record the document would have. */
 export type AdmitChanges = (next: DocRecord, previous: DocRecord | undefined) => boolean;
@@ -276,31 +276,50 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   /**
    * Merges a peer's changes (a saved document or saved changes). Whatever arrives is kept;
    * a document that no longer fits its schema is quarantined (reported, never projected).
-   * Bytes Automerge cannot read are refused with an error and change nothing.
+   * When `admit` is given it sees the record the document would have and may refuse it: then
+   * nothing is stored or announced. Bytes Automerge cannot read are refused with an error and
+   * change nothing.
    */
-  async receive(url: DocUrl, data: Uint8Array): Promise<ReceiveResult> {
+  async receive(url: DocUrl, data: Uint8Array, admit?: AdmitChanges): Promise<ReceiveResult> {
     this.#assertOpen();
     const id = documentIdOf(url);
+    const stored = admit ? await this.#storage.record(id) : undefined;
     let unchanged = "";
+    let refused = false;
+    // The live copy an admitted batch replaces; freed once the new state is staged.
+    let replaced: A.Doc<unknown> | undefined;
     const record = await this.#mutate(id, "remote", {}, (live) => {
-      const base = live?.doc ?? A.init();
+      // Changes to be judged are tried on a copy, so a refused batch leaves the live document untouched.
+      const base = live ? (admit ? A.clone(live.doc) : live.doc) : A.init();
       const before = headsKey(base);
       let next: A.Doc<unknown>;
       try {
         next = A.loadIncremental(base, data);
       } catch (cause) {
         // The failed load may have left the live copy half-updated: drop it, storage has every committed change.
-        if (live) this.#cache.delete(id);
+        if (live && !admit) this.#cache.delete(id);
         else A.free(base);
         throw new OrdoError("ORDO_BAD_CHANGES", `changes for ${url} could not be read`, { cause });
       }
-      if (headsKey(next) !== before) return next;
+      if (headsKey(next) !== before) {
+        const previous = this.#knownRecord(id) ?? stored;
+        if (!admit || admit(this.#describe(id, next, previous), previous)) {
+          if (live && admit) replaced = live.doc;
+          return next;
+        }
+        refused = true;
+        A.free(next);
+        return null;
+      }
       // loadIncremental retires its input even when nothing was new: keep the returned copy.
-      if (live) this.#cache.set(id, { ...live, doc: next });
+      if (live && !admit) this.#cache.set(id, { ...live, doc: next });
       else A.free(next);
       unchanged = before;
       return null;
+    }).finally(() => {
+      if (replaced) A.free(replaced);
     });
+    if (refused) return { status: "refused", heads: "" };
     if (!record) return { status: "unchanged", heads: unchanged };
     return { status: record.status === "invalid" ? "quarantined" : "applied", heads: record.heads };
   }

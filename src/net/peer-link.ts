@@ -10,7 +10,28 @@ import type { Principal } from "./principal.js";
 export type DocMessage =
   | { type: "sync" | "request"; senderId: string; targetId: string; documentId: string; data: Uint8Array }
   | { type: "doc-unavailable"; senderId: string; targetId: string; documentId: string }
-  | OfferedMessage;
+  | OfferedMessage
+  | CollectionMessage;
+
+/**
+ * Between Ordo peers only: collection sync. `ordo-summary` lists the documents a peer holds
+ * that the other may read, with a hash of each one's heads; `ordo-docs` carries whole
+ * documents, many to a frame. The bytes are the replication layer's to read; the transport
+ * checks only that they are bytes.
+ */
+export type CollectionMessage = CollectionPayload<"ordo-summary"> | CollectionPayload<"ordo-docs">;
+
+interface CollectionPayload<T extends string> {
+  type: T;
+  senderId: string;
+  targetId: string;
+  data: Uint8Array;
+}
+
+/** Messages only Ordo peers (both announced `ordoSeq`) understand; never sent to a stock peer. */
+export function isOrdoOnly(message: DocMessage): boolean {
+  return message.type === "ordo-offered" || message.type === "ordo-summary" || message.type === "ordo-docs";
+}
 
 /**
  * Between Ordo peers only (both announced `ordoSeq`): "I have offered you every document I

@@ -155,6 +155,13 @@ export function checkMessage(value: unknown): ClientOrServerMessage {
     }
     case "doc-unavailable":
       return withSeq(value, { type, senderId, targetId: peerId(value, "targetId"), documentId: documentId(value) });
+    case "ordo-summary":
+    case "ordo-docs": {
+      const data = value["data"];
+      // An empty summary is meaningful: "I hold nothing you may read".
+      if (!(data instanceof Uint8Array) || (type === "ordo-docs" && data.byteLength === 0)) throw shape(`${type} data is not bytes`);
+      return withSeq(value, { type, senderId, targetId: peerId(value, "targetId"), data: asPlainBytes(data) });
+    }
     case "ordo-offered": {
       const count = value["count"];
       if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 0) throw shape("count is not a whole number");
@@ -186,7 +193,7 @@ export function checkMessage(value: unknown): ClientOrServerMessage {
 
 /** Document messages are the ones a link hands on; the rest the transport handles or drops. */
 export function isDocMessage(message: ClientOrServerMessage): message is WireDocMessage {
-  return message.type === "sync" || message.type === "request" || message.type === "doc-unavailable" || message.type === "ordo-offered";
+  return message.type === "sync" || message.type === "request" || message.type === "doc-unavailable" || message.type === "ordo-offered" || message.type === "ordo-summary" || message.type === "ordo-docs";
 }
 
 function withSeq(value: Metadata, message: DocMessage): WireDocMessage {

@@ -4,7 +4,7 @@ import { systemClock, type Clock } from "../util/clock.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { CloseCode } from "./close-codes.js";
 import { DEFAULT_LINK_LIMITS, TokenBucket, type LinkLimits } from "./limits.js";
-import type { DocMessage, LinkStats, PeerLink, PeerLinkEvents } from "./peer-link.js";
+import { isOrdoOnly, type DocMessage, type LinkStats, type PeerLink, type PeerLinkEvents } from "./peer-link.js";
 import type { Principal } from "./principal.js";
 import { describeError, errorCode, INTERNAL_ERROR, isSendableCode, statusCodeOf, toBytes, truncateReason } from "./socket-utils.js";
 import { checkMessage, decodeFrame, encodeFrame, isDocMessage, WireError, type WireDocMessage } from "./wire.js";
@@ -117,7 +117,7 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
   send(message: DocMessage): void {
     if (this.#closed || this.#socket.readyState !== this.#socket.OPEN) return;
     // A stock peer would take an Ordo-only message for a malformed one.
-    if (message.type === "ordo-offered" && !this.sequenced) return;
+    if (isOrdoOnly(message) && !this.sequenced) return;
     try {
       if (message.senderId !== this.localPeerId || message.targetId !== this.remotePeerId) {
         throw new Error(`message from ${message.senderId} to ${message.targetId} sent on the wrong link`);
@@ -194,6 +194,10 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
       }
     }
     if (isDocMessage(message)) {
+      if (!this.sequenced && isOrdoOnly(message)) {
+        this.#stats.messagesRefused += 1;
+        return this.close(CloseCode.malformedMessage, `${message.type} from a peer that did not announce Ordo`);
+      }
       if (this.sequenced) {
         if (message.ordoSeq !== this.#receiveSeq + 1) {
           this.#logger.warn(this.#context({ expected: this.#receiveSeq + 1, got: message.ordoSeq }), "out of sequence");
@@ -295,6 +299,9 @@ function copyDocMessage(message: DocMessage): WireDocMessage {
       return { type: "doc-unavailable", senderId, targetId, documentId: message.documentId };
     case "ordo-offered":
       return { type: "ordo-offered", senderId, targetId, count: message.count };
+    case "ordo-summary":
+    case "ordo-docs":
+      return { type: message.type, senderId, targetId, data: message.data };
     default:
       return { type: message.type, senderId, targetId, documentId: message.documentId, data: message.data };
   }

@@ -9,6 +9,12 @@ import type { Clock } from "../util/clock.js";
 import { OrdoError } from "../util/errors.js";
 import type { Logger } from "../util/logger.js";
 import { canRead, canWrite, type CoursesOf } from "./access-policy.js";
+import { decodeBatch, decodeSummary, encodeBatches, encodeSummary, hashHex } from "./collection-codec.js";
+
+/** Documents read from the store at once when sending a collection: bounds memory, keeps reads batched. */
+const DOCS_PER_READ = 200;
+/** Bytes of documents per `ordo-docs` frame, well under the link's frame cap. */
+const BATCH_BYTES = 1 << 20;
 
 export interface LinkSyncContext {
   store: DocStore;
@@ -82,6 +88,12 @@ export class LinkSync {
   /** The remote said it has made its first offers (Ordo peers only). */
   #remoteOffered = false;
   #lastSeen: number | null = null;
+  /** What this node held when the link opened (collection sync with an Ordo peer). */
+  #records: readonly DocRecord[] | null = null;
+  /** What the Ordo peer holds that we may read: document id to its heads hash. */
+  #remoteSummary: Map<DocumentId, string> | null = null;
+  /** Documents the peer sent whole that this store did not have, until their change is announced. */
+  readonly #receivedWhole = new Set<DocumentId>();
   /** The last message either way (or the link's opening). */
   #lastActivity: number;
   readonly #quietTimer: NodeJS.Timeout;
@@ -121,8 +133,22 @@ export class LinkSync {
     return this.#ctx.states.has(id) && !this.#unsettled.has(id);
   }
 
-  /** Offers every document that may travel on this link, then says so to an Ordo peer. */
+  /**
+   * Offers every document that may travel on this link, then says so to an Ordo peer. With an
+   * Ordo peer the collection is reconciled at once (see `#reconcileCollection`); a stock peer
+   * gets one Automerge sync session per document.
+   */
   announce(records: readonly DocRecord[]): void {
+    if (this.#speaksOrdo) {
+      this.#records = records;
+      this.#enqueue(async () => {
+        // Only what the peer may read is named, so a summary tells it nothing else.
+        const readable = records.filter((record) => canRead(this.remote, record, this.#ctx.coursesOf));
+        this.#send({ type: "ordo-summary", data: encodeSummary(readable) });
+        if (this.#remoteSummary) await this.#reconcileCollection();
+      });
+      return;
+    }
     let count = 0;
     for (const record of records) {
       if (!this.#travels(record)) continue;
@@ -144,6 +170,8 @@ export class LinkSync {
 
   /** A document changed here: offer it to the peer if it may have it. */
   documentChanged(record: DocRecord): void {
+    // A document this peer just sent whole, into a store that had none of it: the peer has it all.
+    if (this.#receivedWhole.delete(record.id)) return;
     if (this.#link.closed || !this.#travels(record)) return;
     this.#dirty.add(record.id);
     this.#drainSoon();
@@ -181,8 +209,8 @@ export class LinkSync {
 
   #fail(error: unknown): void {
     const code = (error as { code?: string }).code;
-    if (code === "ORDO_BAD_CHANGES") {
-      this.#link.close(CloseCode.malformedMessage, "unreadable sync message");
+    if (code === "ORDO_BAD_CHANGES" || code === "ORDO_BAD_COLLECTION") {
+      this.#link.close(CloseCode.malformedMessage, code === "ORDO_BAD_CHANGES" ? "unreadable sync message" : "unreadable collection message");
       return;
     }
     if (code === "ORDO_CLOSED") return;
@@ -248,6 +276,13 @@ export class LinkSync {
       this.#ctx.onProgress();
       return;
     }
+    if (message.type === "ordo-summary") {
+      if (this.#remoteSummary) return this.#link.close(CloseCode.malformedMessage, "a second summary");
+      this.#remoteSummary = decodeSummary(message.data);
+      if (this.#records) await this.#reconcileCollection();
+      return;
+    }
+    if (message.type === "ordo-docs") return this.#receiveDocuments(message.data);
     const url = `automerge:${message.documentId}`;
     if (!isVerifiedDocUrl(url)) {
       this.#link.close(CloseCode.malformedMessage, "not a document id");
@@ -287,6 +322,64 @@ export class LinkSync {
     if (this.#link.closed) return;
     this.#ctx.states.set(id, receipt.state);
     await this.#sendSync(url, true);
+  }
+
+  /**
+   * Collection sync, once both summaries are known: every document that travels to the peer
+   * and that it lacks goes whole, many to a frame; one whose heads differ gets an Automerge
+   * sync session; one with equal heads costs nothing. So a reconnection with nothing new is
+   * one exchange of summaries, whatever the number of documents. Then `ordo-offered`.
+   */
+  async #reconcileCollection(): Promise<void> {
+    const theirs = this.#remoteSummary!;
+    const missing: DocRecord[] = [];
+    let count = 0;
+    for (const record of this.#records!) {
+      if (!this.#travels(record)) continue;
+      count++;
+      const hash = theirs.get(record.id);
+      if (hash === undefined) missing.push(record);
+      else if (hash !== hashHex(record.heads)) this.#dirty.add(record.id);
+    }
+    this.#records = null;
+    for (let start = 0; start < missing.length; start += DOCS_PER_READ) {
+      const read = await Promise.all(missing.slice(start, start + DOCS_PER_READ).map(async (record) => ({ id: record.id, data: await this.#ctx.store.export(docUrlOf(record.id)) })));
+      if (this.#link.closed) return;
+      const present = read.filter((doc): doc is { id: DocumentId; data: Uint8Array } => doc.data !== undefined);
+      for (const data of encodeBatches(present, BATCH_BYTES)) this.#send({ type: "ordo-docs", data });
+    }
+    this.#drainSoon();
+    this.#enqueue(async () => {
+      this.#announced = true;
+      this.#link.send({ type: "ordo-offered", senderId: this.#link.localPeerId, targetId: this.#link.remotePeerId, count });
+      this.#ctx.onProgress();
+    });
+  }
+
+  /**
+   * Whole documents from an Ordo peer, judged one by one as sync messages are: changes to a
+   * document the peer may not write close the link, and what this node's user may not read is
+   * never stored. They are stored together, so the store commits them in one transaction.
+   */
+  async #receiveDocuments(data: Uint8Array): Promise<void> {
+    const { store, coursesOf } = this.#ctx;
+    let forbidden: DocUrl | null = null;
+    await Promise.all(
+      decodeBatch(data).map(async ({ id, data: bytes }) => {
+        const url = docUrlOf(id);
+        // New here: once stored it is exactly what the peer has, so it is not offered back.
+        const fresh = !(await store.record(url));
+        if (fresh) this.#receivedWhole.add(id);
+        const outcome = await store.receive(url, bytes, (next, previous) => {
+          if ((previous && !canWrite(this.remote, previous, coursesOf)) || !canWrite(this.remote, next, coursesOf)) forbidden ??= url;
+          else if (this.#mayHold(next)) return true;
+          return false;
+        });
+        if (outcome.status !== "refused") this.#unsettled.delete(id);
+        if (outcome.status === "refused" || outcome.status === "unchanged") this.#receivedWhole.delete(id);
+      }),
+    );
+    if (forbidden) this.#refuseWrite(forbidden);
   }
 
   /**
@@ -344,7 +437,7 @@ export class LinkSync {
     if (wasUnsettled || wasBehind) this.#ctx.onProgress();
   }
 
-  #send(message: { type: "sync"; documentId: string; data: Uint8Array } | { type: "doc-unavailable"; documentId: string }): void {
+  #send(message: { type: "sync"; documentId: string; data: Uint8Array } | { type: "doc-unavailable"; documentId: string } | { type: "ordo-summary" | "ordo-docs"; data: Uint8Array }): void {
     this.#active();
     this.#link.send({ ...message, senderId: this.#link.localPeerId, targetId: this.#link.remotePeerId });
   }

@@ -1,5 +1,6 @@
 import * as A from "@automerge/automerge";
 import { decodeFrame, type ClientOrServerMessage } from "../net/wire.js";
+import { decodeBatch } from "../replication/collection-codec.js";
 
 /**
  * Reads the binary messages out of bytes a WebSocket server sent (unmasked frames, as a
@@ -39,10 +40,14 @@ export function serverMessages(bytes: Uint8Array): ClientOrServerMessage[] {
   return messages;
 }
 
-/** Every Automerge change carried by the sync messages among `messages`, decoded (ops and values in the clear). */
+/**
+ * Every Automerge change carried among `messages`, decoded (ops and values in the clear): in
+ * sync messages, and in the whole documents of collection sync (`ordo-docs`).
+ */
 export function changesCarried(messages: readonly ClientOrServerMessage[]): A.DecodedChange[] {
   const changes: A.DecodedChange[] = [];
   for (const message of messages) {
+    if (message.type === "ordo-docs") for (const doc of decodeBatch(message.data)) changes.push(...decodeChunk(doc.data));
     if ((message.type !== "sync" && message.type !== "request") || !("data" in message)) continue;
     for (const chunk of A.decodeSyncMessage(message.data).changes) changes.push(...decodeChunk(chunk));
   }

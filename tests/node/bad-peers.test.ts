@@ -44,6 +44,13 @@ describe("a relay facing bad peers", () => {
     await honestStillSyncs("After unreadable sync bytes");
   });
 
+  it("closes a connection that sends a collection message without having announced Ordo", async () => {
+    const probe = await student();
+    probe.send({ type: "ordo-docs", senderId: probe.peerId, targetId: "x", data: new Uint8Array([5, 1, 2]) } as never);
+    expect((await probe.closed).code).toBe(CloseCode.malformedMessage);
+    await honestStillSyncs("After an unannounced collection message");
+  });
+
   it("closes a connection that sends a 1-byte body", async () => {
     const probe = await student();
     probe.socket.send(new Uint8Array([0xf6]));

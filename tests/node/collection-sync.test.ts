@@ -1,0 +1,101 @@
+import { afterEach, describe, expect, it } from "vitest";
+import type { DocRecord } from "../../src/crdt/doc-storage.js";
+import type { SyncNode } from "../../src/node/sync-node.js";
+import type { PeerStatus } from "../../src/replication/replicator.js";
+import { TestClassroom, eventually } from "../../src/testing/classroom.js";
+import { demoUser } from "../../src/testing/principals.js";
+import { tcpProxy, type TcpProxy } from "../../src/testing/tcp-proxy.js";
+import { changesCarried, serverMessages } from "../../src/testing/ws-capture.js";
+import type { ClientOrServerMessage } from "../../src/net/wire.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A relay holding a demo course, and a teacher's node dialling it through a proxy that can cut the line. */
+async function setup(): Promise<{ classroom: TestClassroom; relay: SyncNode; node: SyncNode; proxy: TcpProxy; cut: () => Promise<void> }> {
+  const classroom = await TestClassroom.start({ mode: "relay", demo: { students: 6, assignments: 5, topics: 2, postsPerTopic: 6 } });
+  cleanups.push(() => classroom.stop());
+  const proxy = await tcpProxy(Number(new URL(classroom.authority.url!).port));
+  cleanups.push(() => proxy.close());
+  const node = await classroom.join(demoUser("teacher", 0), "teacher", { relay: `ws://127.0.0.1:${proxy.port}` });
+  const events: PeerStatus[] = [];
+  node.replicator.on("peer-status", (status) => events.push(status));
+  /** Cuts the line and waits until the node has seen it go (it may be back before a poll would notice). */
+  const cut = async () => {
+    proxy.cut();
+    await eventually(() => events.some((e) => !e.connected), "the node seeing the cut");
+  };
+  return { classroom, relay: classroom.authority, node, proxy, cut };
+}
+
+const inSync = (node: SyncNode) => () => node.status().peers.length === 1 && node.status().peers[0]!.connected && node.status().inSync;
+
+/** Heads of every document, by id. */
+async function heads(node: SyncNode): Promise<Map<string, string>> {
+  return new Map((await node.engine.docs.records({ includeDeleted: true })).map((r: DocRecord) => [r.id, r.heads]));
+}
+
+async function expectConverged(relay: SyncNode, node: SyncNode): Promise<void> {
+  const mine = await heads(node);
+  const theirs = await heads(relay);
+  // A teacher may read every document of the course: the node holds them all, at the relay's heads.
+  expect(mine.size).toBeGreaterThan(100);
+  expect(mine).toEqual(theirs);
+  await node.engine.whenProjected();
+  const rows = async (n: SyncNode) => (await n.engine.db.selectFrom("doc_heads").select(["doc_url", "heads"]).orderBy("doc_url").execute());
+  expect(await rows(node)).toEqual(await rows(relay));
+}
+
+const docMessages = (messages: readonly ClientOrServerMessage[]) => messages.filter((m) => m.type === "sync" || m.type === "request" || m.type === "ordo-docs" || m.type === "ordo-summary" || m.type === "ordo-offered");
+
+describe("collection sync between Ordo nodes", () => {
+  it("brings a fresh node the whole course in a few frames of whole documents, not a session per document", async () => {
+    const { relay, node, proxy } = await setup();
+    await eventually(inSync(node), "the first sync");
+    await expectConverged(relay, node);
+    const messages = docMessages(serverMessages(proxy.received()));
+    const documents = (await heads(node)).size;
+    expect(messages.filter((m) => m.type === "ordo-docs").length).toBeGreaterThan(0);
+    // A summary, the documents, and the offer: nowhere near one message per document.
+    expect(messages.length).toBeLessThan(documents / 10);
+    expect(changesCarried(messages).length).toBeGreaterThan(documents);
+  });
+
+  it("reconnects with nothing new in one exchange of summaries, whatever the number of documents", async () => {
+    const { relay, node, proxy, cut } = await setup();
+    await eventually(inSync(node), "the first sync");
+    const first = proxy.received().length;
+    await cut();
+    await eventually(inSync(node), "in sync again");
+    const second = docMessages(serverMessages(proxy.received().subarray(first)));
+    expect(second.map((m) => m.type)).toEqual(["ordo-summary", "ordo-offered"]);
+    await expectConverged(relay, node);
+  });
+
+  it("reconnects after changes on both sides with a sync session for the changed documents only", async () => {
+    const { relay, node, proxy, cut } = await setup();
+    await eventually(inSync(node), "the first sync");
+    const first = proxy.received().length;
+    await cut();
+    const [mine, theirs] = [(await node.engine.docs.records({ kind: "assignment" }))[0]!, (await relay.engine.docs.records({ kind: "page" }))[0]!];
+    await node.engine.docs.change<"assignment">(`automerge:${mine.id}` as never, (draft) => void (draft.title = "Changed offline on the node"));
+    await relay.engine.docs.change<"page">(`automerge:${theirs.id}` as never, (draft) => void (draft.title = "Changed on the relay meanwhile"));
+    await eventually(inSync(node), "in sync again");
+    await eventually(async () => (await heads(node)).get(theirs.id) === (await heads(relay)).get(theirs.id), "the relay's change on the node");
+    await eventually(async () => (await heads(node)).get(mine.id) === (await heads(relay)).get(mine.id), "the node's change on the relay");
+    const second = docMessages(serverMessages(proxy.received().subarray(first)));
+    const named = new Set(second.flatMap((m) => ("documentId" in m && m.documentId ? [m.documentId] : [])));
+    expect([...named].sort()).toEqual([mine.id, theirs.id].sort());
+    await expectConverged(relay, node);
+  });
+
+  it("converges after the line is cut in the middle of the first sync", async () => {
+    const { relay, node, proxy, cut } = await setup();
+    await eventually(() => serverMessages(proxy.received()).some((m) => m.type === "ordo-summary"), "the relay's summary");
+    await cut();
+    await eventually(inSync(node), "in sync after the cut");
+    await expectConverged(relay, node);
+  });
+});

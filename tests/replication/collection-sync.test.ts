@@ -1,0 +1,112 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { seedDemoCourse } from "../../src/demo/demo-course.js";
+import { docUrlOf, documentIdOf, newDocUrl, type DocumentId, type DocUrl } from "../../src/crdt/ids.js";
+import { Engine } from "../../src/engine.js";
+import { CloseCode } from "../../src/net/close-codes.js";
+import type { DocMessage } from "../../src/net/peer-link.js";
+import type { Principal } from "../../src/net/principal.js";
+import { canRead } from "../../src/replication/access-policy.js";
+import { decodeBatch, decodeSummary, encodeBatches, encodeSummary, hashHex } from "../../src/replication/collection-codec.js";
+import { Replicator } from "../../src/replication/replicator.js";
+import { memoryLinkPair } from "../../src/testing/memory-link.js";
+import { demoUser, nodePrincipal, principal } from "../../src/testing/principals.js";
+import { makeTempDir } from "../../src/testing/temp-dir.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function node(identity: Principal, seed = false): Promise<{ engine: Engine; replicator: Replicator; course?: DocUrl }> {
+  const temp = makeTempDir();
+  const engine = await Engine.open({ dataDir: temp.dir, create: true, maintainsCatalog: identity.role === "student" ? () => false : undefined });
+  const course = seed ? (await seedDemoCourse(engine.docs, { students: 3, assignments: 2, topics: 1, postsPerTopic: 3 })).course : undefined;
+  const replicator = new Replicator({ store: engine.docs, identity });
+  await replicator.start();
+  cleanups.push(async () => {
+    replicator.close();
+    await engine.close();
+    temp.remove();
+  });
+  return { engine, replicator, course };
+}
+
+const ID: DocumentId = documentIdOf(newDocUrl());
+
+describe("the collection payloads", () => {
+  it("round-trip summaries and batches, splitting batches by size", () => {
+    const summary = encodeSummary([{ id: ID, heads: "abc" }]);
+    expect(decodeSummary(summary)).toEqual(new Map([[ID, hashHex("abc")]]));
+    expect(hashHex("abc")).not.toBe(hashHex("abd"));
+    const docs = [1, 2, 3].map((n) => ({ id: ID, data: new Uint8Array(600).fill(n) }));
+    const batches = encodeBatches(docs, 1_000);
+    expect(batches).toHaveLength(3);
+    expect(batches.flatMap((b) => decodeBatch(b)).map((d) => d.data[0])).toEqual([1, 2, 3]);
+  });
+
+  it("refuses a truncated entry, a length past the end and an id that is not one", () => {
+    const [batch] = encodeBatches([{ id: ID, data: new Uint8Array([1, 2, 3]) }], 1 << 20);
+    expect(() => decodeBatch(batch!.subarray(0, batch!.length - 1))).toThrow(/runs past the end/);
+    const summary = encodeSummary([{ id: ID, heads: "h" }]);
+    expect(() => decodeSummary(summary.subarray(0, 10))).toThrow(/runs past the end/);
+    const forged = Buffer.from(summary);
+    forged[3] = "0".charCodeAt(0);
+    expect(() => decodeSummary(forged)).toThrow(/not a document id/);
+    expect(() => decodeSummary(new Uint8Array([0]))).toThrow(/impossible length/);
+  });
+});
+
+describe("collection sync over a link", () => {
+  it("names in a summary only what the receiver may read", async () => {
+    const teacher = await node(nodePrincipal("teacher-node"), true);
+    const course = teacher.course!;
+    const studentA = demoUser("student", 0);
+    const student = await node(principal(studentA, "student", [course]));
+    const { atA, atB } = memoryLinkPair({ peerId: "student-a", principal: student.replicator.identity }, { peerId: "teacher", principal: teacher.replicator.identity });
+    const heard: DocMessage[] = [];
+    atA.on("message", (message) => heard.push(message));
+    student.replicator.addLink(atA);
+    teacher.replicator.addLink(atB);
+    const summaryOf = () => heard.find((m) => m.type === "ordo-summary");
+    const deadline = Date.now() + 10_000;
+    while (!summaryOf() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const named = [...decodeSummary((summaryOf() as { data: Uint8Array }).data).keys()];
+    const all = await teacher.engine.docs.records({ includeDeleted: true });
+    const readable = new Set(all.filter((r) => canRead(student.replicator.identity, r, teacher.replicator.coursesOf)).map((r) => r.id));
+    expect(named.length).toBeGreaterThan(10);
+    expect(named.filter((id) => !readable.has(id))).toEqual([]);
+    // Other students' work exists on the teacher's node, and is not named.
+    expect(all.some((r) => r.kind === "submission" && r.owner !== studentA)).toBe(true);
+  });
+
+  it("closes the link of a peer that sends a whole document it may not write, and stores none of it", async () => {
+    const teacher = await node(nodePrincipal("teacher-node"), true);
+    const course = teacher.course!;
+    const student = await node(principal(demoUser("student", 0), "student", [course]));
+    const assignment = (await teacher.engine.docs.records({ kind: "assignment" }))[0]!;
+    const url = docUrlOf(assignment.id);
+    const before = assignment.heads;
+    // A tampered copy: the student's store rewrites the assignment, then sends it whole.
+    await student.engine.docs.receive(url, (await teacher.engine.docs.export(url))!);
+    await student.engine.docs.change<"assignment">(url, (draft) => void (draft.title = "Everyone gets 10/10"));
+    const { atA, atB } = memoryLinkPair({ peerId: "student-a", principal: student.replicator.identity }, { peerId: "teacher", principal: teacher.replicator.identity });
+    const closed = new Promise<number>((resolve) => atB.once("close", ({ code }) => resolve(code)));
+    teacher.replicator.addLink(atB);
+    const [batch] = encodeBatches([{ id: assignment.id, data: (await student.engine.docs.export(url))! }], 1 << 20);
+    atA.send({ type: "ordo-summary", senderId: "student-a", targetId: "teacher", data: new Uint8Array() });
+    atA.send({ type: "ordo-docs", senderId: "student-a", targetId: "teacher", data: batch! });
+    expect(await closed).toBe(CloseCode.forbiddenWrite);
+    expect((await teacher.engine.docs.record(url))!.heads).toBe(before);
+  });
+
+  it("closes the link of a peer that sends an unreadable batch, and nothing else", async () => {
+    const teacher = await node(nodePrincipal("teacher-node"), true);
+    const { atA, atB } = memoryLinkPair({ peerId: "other", principal: nodePrincipal("other-node") }, { peerId: "teacher", principal: teacher.replicator.identity });
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => atB.once("close", resolve));
+    teacher.replicator.addLink(atB);
+    atA.send({ type: "ordo-docs", senderId: "other", targetId: "teacher", data: new Uint8Array([5, 1, 2]) });
+    expect(await closed).toEqual({ code: CloseCode.malformedMessage, reason: "unreadable collection message" });
+    const documents = (await teacher.engine.docs.records()).length;
+    expect(documents).toBeGreaterThan(10);
+  });
+});
