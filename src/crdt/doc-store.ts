@@ -268,6 +268,21 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     return this.#read(documentIdOf(url), (doc) => A.save(doc));
   }
 
+  /**
+   * The document as stored, its chunks one after another, for a peer that has none of it: the
+   * peer loads the concatenation as it would a save, and nothing is loaded here. A document
+   * with no stored chunk yet is saved from memory.
+   */
+  async exportStored(url: DocUrl): Promise<Uint8Array | undefined> {
+    this.#assertOpen();
+    const id = documentIdOf(url);
+    const chunks = this.#writes.withQueued(id, await this.#storage.loadRange([id])).filter((c) => c.data && (c.key[1] === "snapshot" || c.key[1] === "incremental"));
+    if (chunks.length === 0) return this.export(url);
+    // Snapshots first, incrementals after them in the order they were stored (a stable sort).
+    chunks.sort((a, b) => (a.key[1] === b.key[1] ? 0 : a.key[1] === "snapshot" ? -1 : 1));
+    return Buffer.concat(chunks.map((c) => c.data!));
+  }
+
   /** Changes of a document since the given heads (all of it when none are given), for a peer. */
   async changesSince(url: DocUrl, heads: A.Heads = []): Promise<Uint8Array | undefined> {
     return this.#read(documentIdOf(url), (doc) => A.saveSince(doc, heads));
@@ -288,7 +303,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     let refused = false;
     // The live copy an admitted batch replaces; freed once the new state is staged.
     let replaced: A.Doc<unknown> | undefined;
-    const record = await this.#mutate(id, "remote", {}, (live) => {
+    const record = await this.#mutate(id, "remote", { saved: data }, (live) => {
       // Changes to be judged are tried on a copy, so a refused batch leaves the live document untouched.
       const base = live ? (admit ? A.clone(live.doc) : live.doc) : A.init();
       const before = headsKey(base);
@@ -517,12 +532,13 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
    * writers to one document never work from a copy another has already replaced.
    * Resolves with the new state once it is committed; `doc-changed` is emitted then.
    */
-  async #mutate(id: DocumentId, origin: DocChange["origin"], options: WriteOptions, compute: (live: LiveDoc | undefined) => A.Doc<unknown> | null): Promise<DocRecord | null> {
+  async #mutate(id: DocumentId, origin: DocChange["origin"], options: WriteOptions & { saved?: Uint8Array }, compute: (live: LiveDoc | undefined) => A.Doc<unknown> | null): Promise<DocRecord | null> {
     const stored = await this.#storage.record(id);
     const staged = await this.#withCurrent(id, (current) => {
       const next = compute(current);
       if (!next) return null;
-      const { record, previous } = this.#stage(id, current, next, stored);
+      // A new document loaded from a peer's bytes is stored as those bytes: no second save.
+      const { record, previous } = this.#stage(id, current, next, stored, current ? undefined : options.saved);
       if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous, next);
       this.#announce(record, origin);
       return record;
@@ -558,18 +574,18 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   /** Queues a new state: its chunks, its cache entry and its record. Synchronous. */
-  #stage(id: DocumentId, current: LiveDoc | undefined, next: A.Doc<unknown>, stored: DocRecord | undefined): { record: DocRecord; previous: DocRecord | undefined } {
+  #stage(id: DocumentId, current: LiveDoc | undefined, next: A.Doc<unknown>, stored: DocRecord | undefined, saved?: Uint8Array): { record: DocRecord; previous: DocRecord | undefined } {
     const previous = this.#knownRecord(id) ?? stored;
-    this.#cache.set(id, this.#persist(id, current, next));
+    this.#cache.set(id, this.#persist(id, current, next, saved));
     const record = this.#describe(id, next, previous);
     this.#writes.pending.records.set(id, record);
     return { record, previous };
   }
 
   /** Queues the chunk writes for a new state; compacts into one snapshot when incrementals pile up. */
-  #persist(id: DocumentId, live: LiveDoc | undefined, next: A.Doc<unknown>): LiveDoc {
+  #persist(id: DocumentId, live: LiveDoc | undefined, next: A.Doc<unknown>, saved?: Uint8Array): LiveDoc {
     if (!live || live.chunkKeys.length === 0 || shouldCompact(live)) {
-      const data = A.save(next);
+      const data = !live && saved ? saved : A.save(next);
       const key = snapshotKey(id, A.getHeads(next));
       this.#writes.pending.save.push({ key, data });
       for (const old of live?.chunkKeys ?? []) if (old.join("/") !== key.join("/")) this.#writes.pending.remove.push(old);

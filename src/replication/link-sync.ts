@@ -343,7 +343,7 @@ export class LinkSync {
     }
     this.#records = null;
     for (let start = 0; start < missing.length; start += DOCS_PER_READ) {
-      const read = await Promise.all(missing.slice(start, start + DOCS_PER_READ).map(async (record) => ({ id: record.id, data: await this.#ctx.store.export(docUrlOf(record.id)) })));
+      const read = await Promise.all(missing.slice(start, start + DOCS_PER_READ).map(async (record) => ({ id: record.id, data: await this.#ctx.store.exportStored(docUrlOf(record.id)) })));
       if (this.#link.closed) return;
       const present = read.filter((doc): doc is { id: DocumentId; data: Uint8Array } => doc.data !== undefined);
       for (const data of encodeBatches(present, BATCH_BYTES)) this.#send({ type: "ordo-docs", data });

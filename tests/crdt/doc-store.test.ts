@@ -106,6 +106,22 @@ describe("typed document API", () => {
 });
 
 describe("merging between peers", () => {
+  it("hands a peer a document as stored, snapshot and later changes, which it loads at the same heads and stores as it came", async () => {
+    const a = openStore({ cacheSize: 1 }).store;
+    const b = openStore().store;
+    const course = await seedCourse(a);
+    const page = await a.create("page", { course: course.url, title: "Notes", body: "One." });
+    for (const body of ["One. Two.", "One. Two. Three."]) await a.change<"page">(page.url, (d) => (d.body = body));
+    await a.create("page", { course: course.url, title: "Evicts the first from the cache", body: "" });
+    const stored = (await a.exportStored(page.url))!;
+    const head = (await a.record(page.url))!.heads;
+    expect(await b.receive(page.url, stored)).toEqual({ status: "applied", heads: head });
+    expect((await b.find<"page">(page.url))?.body).toBe("One. Two. Three.");
+    await b.flush();
+    expect(Buffer.from((await b.exportStored(page.url))!).equals(Buffer.from(stored))).toBe(true);
+  });
+
+
   it("merges concurrent edits of one text character by character", async () => {
     const a = openStore().store;
     const b = openStore().store;
