@@ -1,4 +1,6 @@
 import { readdirSync, statSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 
 /**
@@ -31,6 +33,28 @@ export function runChild(main: () => Promise<object>): void {
 }
 
 /**
+ * Runs a long-lived child (a server that another child dials): prints `{"ready": ...}` once
+ * started, then stops when its stdin ends (the parent closes it) and prints its report.
+ * A failure to start is reported as `{"error": ...}` instead of the ready line.
+ */
+export function runService(start: () => Promise<{ ready: object; stop: () => Promise<object> }>): void {
+  const fail = (error: unknown) => {
+    report({ error: error instanceof Error ? `${error.message}\n${error.stack ?? ""}` : String(error) });
+    process.exit(1);
+  };
+  start().then(({ ready, stop }) => {
+    report({ ready });
+    process.stdin.once("end", () => {
+      stop().then((result) => {
+        report(result);
+        process.exit(0);
+      }, fail);
+    });
+    process.stdin.resume();
+  }, fail);
+}
+
+/**
  * Peak resident memory. Sampled every 20 ms, and checked against the kernel's high-water
  * mark (`maxRSS`), which also sees peaks between samples.
  */
@@ -48,6 +72,66 @@ export function startRssSampler(intervalMs = 20): { peakMb(): number } {
       return Math.max(peak, kernelPeak) / (1024 * 1024);
     },
   };
+}
+
+/** Wall-clock time in milliseconds since the epoch, to the microsecond: comparable between processes on one machine. */
+export function wallNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** A sample of a process's CPU counts as busy above this share of one core (an idle node process uses about 1%). */
+export const BUSY_SHARE = 0.25;
+
+/** How a process has used its CPU: samples over its life, and when it was last busy. */
+export interface Activity {
+  /** `[wall ms, cumulative CPU ms]` pairs, one every sampling interval. */
+  samples(): Array<[number, number]>;
+  /** Wall ms at the end of the last sample above `BUSY_SHARE`, or null if none was. */
+  lastBusyAt(): number | null;
+}
+
+/**
+ * Samples the process's CPU time every `everyMs`. Both ends of a replication figure run one:
+ * the wire alone cannot tell when an exchange is over (a stock client works for seconds
+ * before its first message; a stock server answers nothing when nothing changed).
+ */
+export function startActivity(everyMs = 50): Activity {
+  const samples: Array<[number, number]> = [];
+  let lastBusyAt: number | null = null;
+  const sample = () => {
+    const { user, system } = process.cpuUsage();
+    const now: [number, number] = [Math.round(wallNow()), Math.round((user + system) / 100) / 10];
+    const before = samples[samples.length - 1];
+    if (before && (now[1] - before[1]) / Math.max(1, now[0] - before[0]) >= BUSY_SHARE) lastBusyAt = now[0];
+    samples.push(now);
+  };
+  sample();
+  const timer = setInterval(sample, everyMs);
+  timer.unref();
+  return {
+    samples: () => {
+      sample();
+      return samples;
+    },
+    lastBusyAt: () => lastBusyAt,
+  };
+}
+
+/** Answers `GET /` with `{"lastBusyAt": <wall ms or null>}` on a free loopback port, so a client can wait until this server is idle; returns its URL. */
+export async function serveActivity(activity: Activity): Promise<string> {
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end(JSON.stringify({ lastBusyAt: activity.lastBusyAt() }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  server.unref();
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+}
+
+/** CPU time (user and system) this process has used, in ms. */
+export function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }
 
 /** Resident memory right now, in MB. */

@@ -1,30 +1,36 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, totalmem } from "node:os";
+import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fmt, killRunningChildren, log, machineLines, median, perSecond, printTable, runChild as runAnyChild, setTreeDir, spliceSection, type ChildOutcome, type Row, type RunInfo } from "./bench-kit.js";
 import type { CanvasPullReport, CanvasPullTask, PullFigures, RequestCounts } from "./canvas-pull-child.js";
 import type { OursTask } from "./ours-child.js";
 import type { StockTask } from "./stock-child.js";
+import { measureSync, renderSyncSection, SYNC_MARKERS, type SyncMeasurement } from "./sync-section.js";
 
 /**
  * `npm run bench`: our engine against stock automerge-repo (Repo + NodeFSStorageAdapter, no
  * network) on the same documents. Every measurement runs in a fresh child process with a
  * time limit; this file only orchestrates, prints the table and writes BENCHMARKS.md.
- * A last section pulls a generated Canvas course from the fake Canvas (bench/canvas-pull-child.ts)
- * and sets the requests made against the fewest the Canvas API allows.
+ * A fifth section pulls a generated Canvas course from the fake Canvas (bench/canvas-pull-child.ts)
+ * and sets the requests made against the fewest the Canvas API allows; the last one replicates
+ * a course over WebSocket, ours and stock client and server (bench/sync-section.ts).
  *
  * BENCH_QUICK=1 runs a small version (1,000 and 3,000 documents) to check the harness; it
  * writes its report under bench/.work instead of BENCHMARKS.md.
  *
- * BENCH_ONLY=canvas-pull runs only the Canvas pull section (under a minute instead of about 13)
- * and replaces only that section of the report, keeping the engine figures already there.
+ * BENCH_ONLY=canvas-pull runs only the Canvas pull section (under a minute instead of about 13
+ * for the engine sections) and replaces only that section of the report, keeping the other
+ * figures already there. BENCH_ONLY=sync does the same for the replication section (about 10
+ * minutes, most of it stock): a fresh node joining a relay that holds a course, reconnecting,
+ * and uploading, against stock automerge-repo client and server.
  */
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, "..");
 const QUICK = process.env.BENCH_QUICK === "1";
-const SECTIONS = ["canvas-pull"] as const;
+const SECTIONS = ["canvas-pull", "sync"] as const;
 const ONLY = process.env.BENCH_ONLY as (typeof SECTIONS)[number] | undefined;
 if (ONLY !== undefined && !SECTIONS.includes(ONLY)) throw new Error(`BENCH_ONLY must be one of: ${SECTIONS.join(", ")}`);
 
@@ -71,18 +77,6 @@ const LIMIT = {
   canvasPull: 180,
 };
 
-interface ChildOutcome<R> {
-  /** The child's JSON report, when it finished. */
-  result?: R;
-  /** Why there is no result: a time-out, an error the child reported, or a crash. */
-  failure?: string;
-  wallMs: number;
-}
-
-function log(message: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
-
 /**
  * Where the children run from: a copy of the engine's sources taken when the run starts, so
  * that edits to src/ during a run of many minutes cannot mix two versions into one table.
@@ -110,61 +104,9 @@ function snapshotSources(into: string): string {
   return "the working tree (uncommitted changes included)";
 }
 
-/** Set by main: the snapshot of the sources the children run. */
-let treeDir = ROOT;
-
-/** Children still running, so an interrupted run can stop them (and only them) before it cleans up. */
-const running = new Set<ReturnType<typeof spawn>>();
-
-/** Runs one child task in a fresh `node --import tsx` process and collects its one-line JSON report. */
+/** The engine section's children, with the tasks each takes. */
 function runChild<R>(script: "ours-child.ts" | "stock-child.ts" | "canvas-pull-child.ts", task: OursTask | StockTask | CanvasPullTask, limitS: number): Promise<ChildOutcome<R>> {
-  const start = performance.now();
-  return new Promise((resolveOutcome) => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(treeDir, "bench", script), JSON.stringify(task)], {
-      cwd: treeDir,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    running.add(child);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, limitS * 1000);
-    child.on("close", (code, signal) => {
-      running.delete(child);
-      clearTimeout(timer);
-      const wallMs = Math.round(performance.now() - start);
-      if (timedOut) return resolveOutcome({ failure: `did not finish in ${limitS} s`, wallMs });
-      const line = stdout.trim().split("\n").pop() ?? "";
-      try {
-        const parsed = JSON.parse(line) as R & { error?: string };
-        if (parsed.error) return resolveOutcome({ failure: `failed: ${parsed.error.split("\n")[0]}`, wallMs });
-        return resolveOutcome({ result: parsed, wallMs });
-      } catch {
-        const detail = stderr.trim().split("\n").slice(-3).join(" | ");
-        resolveOutcome({ failure: `crashed (${signal ?? `exit ${code}`}): ${detail}`, wallMs });
-      }
-    });
-  });
-}
-
-const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const perSecond = (docs: number, ms: number) => (docs * 1000) / ms;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-interface Row {
-  figure: string;
-  ours: string;
-  stock: string;
-  /** How many times better ours is (higher throughput, or less time or memory). */
-  ratio: string;
-  target: string;
-  met: "yes" | "no" | "n/a";
-  notes: string[];
+  return runAnyChild<R>(script, task, limitS);
 }
 
 async function main(): Promise<void> {
@@ -174,36 +116,38 @@ async function main(): Promise<void> {
   const cleanUp = () => rmSync(work, { recursive: true, force: true });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
-      for (const child of running) child.kill("SIGKILL");
+      killRunningChildren();
       cleanUp();
       process.exit(130);
     });
   }
   const startedAt = new Date();
-  treeDir = join(work, "tree");
+  const treeDir = join(work, "tree");
   const code = snapshotSources(treeDir);
+  setTreeDir(treeDir);
   const loadAtStart = loadavg()[0]!;
   const runStart = performance.now();
   const rows: Row[] = [];
   const p = (name: string) => join(work, name);
 
   const canvasRows: Row[] = [];
+  let sync: SyncMeasurement | undefined;
   try {
     if (ONLY === undefined) {
       // ---- 1. create and store -------------------------------------------------------------
-      log(`1/5 create ${fmt(DOCS)} documents: ours`);
+      log(`1/6 create ${fmt(DOCS)} documents: ours`);
       const oursCreate = await runChild<{ docs: number; createMs: number; projectedMs: number; diskBytes: number }>(
         "ours-child.ts",
         { task: "create", dataDir: p("ours-10k"), count: DOCS, batch: BATCH, urlsFile: p("ours-10k.json") },
         LIMIT.oursCreate,
       );
-      log(`1/5 create ${fmt(DOCS)} documents: stock (as shipped; expect minutes)`);
+      log(`1/6 create ${fmt(DOCS)} documents: stock (as shipped; expect minutes)`);
       const stockCreate = await runChild<{ docs: number; ms: number; diskBytes: number; emptyAfterFlush: number; emptyFiles: number; rssMb: number }>(
         "stock-child.ts",
         { task: "create", dir: p("stock-10k"), urlsFile: p("stock-10k.json"), count: DOCS, from: 0, to: DOCS, batch: BATCH, preGrowMb: 0 },
         LIMIT.stockCreate,
       );
-      log(`1/5 create ${fmt(DOCS)} documents: stock with the HAZARDS wasm pre-grow workaround (for information)`);
+      log(`1/6 create ${fmt(DOCS)} documents: stock with the HAZARDS wasm pre-grow workaround (for information)`);
       const stockCreateGrown = await runChild<{ docs: number; ms: number; rssMb: number }>(
         "stock-child.ts",
         { task: "create", dir: p("stock-10k-grown"), urlsFile: p("stock-10k-grown.json"), count: DOCS, from: 0, to: DOCS, batch: BATCH, preGrowMb: STOCK_BUILD_PREGROW_MB },
@@ -262,11 +206,11 @@ async function main(): Promise<void> {
       }
 
       // ---- 2. project ----------------------------------------------------------------------
-      log(`2/5 project ${fmt(DOCS)} documents: ours (engine.rebuild in a fresh process)`);
+      log(`2/6 project ${fmt(DOCS)} documents: ours (engine.rebuild in a fresh process)`);
       const oursRebuild = oursCreate.result
         ? await runChild<{ ms: number; projected: number; ignored: number; missing: number; rssMb: number }>("ours-child.ts", { task: "rebuild", dataDir: p("ours-10k") }, LIMIT.oursRebuild)
         : { failure: "not run: the store was not built", wallMs: 0 };
-      log(`2/5 project ${fmt(DOCS)} documents: stock (find + kysely insert per row)`);
+      log(`2/6 project ${fmt(DOCS)} documents: stock (find + kysely insert per row)`);
       const stockProject = stockCreate.result
         ? await runChild<{ ms: number; projected: number; total: number; finished: boolean; rssMb: number }>(
             "stock-child.ts",
@@ -295,12 +239,12 @@ async function main(): Promise<void> {
       }
 
       // ---- 3. open until ready to query ----------------------------------------------------
-      log(`3/5 open a ${fmt(DOCS)}-document store until a query answers: ours (${OPEN_RUNS} fresh processes)`);
+      log(`3/6 open a ${fmt(DOCS)}-document store until a query answers: ours (${OPEN_RUNS} fresh processes)`);
       const oursOpens: Array<ChildOutcome<{ ms: number; rows: number; processMs: number }>> = [];
       if (oursCreate.result) {
         for (let i = 0; i < OPEN_RUNS; i++) oursOpens.push(await runChild("ours-child.ts", { task: "open", dataDir: p("ours-10k") }, LIMIT.oursOpen));
       }
-      log(`3/5 open a ${fmt(DOCS)}-document store until a query answers: stock (find every document)`);
+      log(`3/6 open a ${fmt(DOCS)}-document store until a query answers: stock (find every document)`);
       const stockOpen = stockCreate.result
         ? await runChild<{ ms: number; rows: number; found: number; total: number; finished: boolean; processMs: number }>(
             "stock-child.ts",
@@ -336,7 +280,7 @@ async function main(): Promise<void> {
       for (const name of ["ours-10k", "stock-10k", "stock-projection.sqlite", "stock-projection.sqlite-wal", "stock-projection.sqlite-shm"]) rmSync(p(name), { recursive: true, force: true });
 
       // ---- 4. RSS with 50,000 documents on disk ----------------------------------------------
-      log(`4/5 build ${fmt(RSS_DOCS)}-document stores (untimed; ours and stock in parallel)`);
+      log(`4/6 build ${fmt(RSS_DOCS)}-document stores (untimed; ours and stock in parallel)`);
       const buildOurs = runChild<{ docs: number; createMs: number }>(
         "ours-child.ts",
         { task: "create", dataDir: p("ours-50k"), count: RSS_DOCS, batch: BATCH, urlsFile: p("ours-50k.json") },
@@ -357,8 +301,8 @@ async function main(): Promise<void> {
         return { result: { ms: total }, wallMs: total };
       })();
       const [builtOurs, builtStock] = await Promise.all([buildOurs, buildStock]);
-      log(`4/5 built: ours ${builtOurs.result ? `${fmt(builtOurs.wallMs / 1000)} s` : builtOurs.failure}; stock ${builtStock.result ? `${fmt(builtStock.wallMs / 1000)} s` : builtStock.failure}`);
-      log(`4/5 peak RSS: ours (open, gradebook query, ${fmt(RSS_FINDS)} finds)`);
+      log(`4/6 built: ours ${builtOurs.result ? `${fmt(builtOurs.wallMs / 1000)} s` : builtOurs.failure}; stock ${builtStock.result ? `${fmt(builtStock.wallMs / 1000)} s` : builtStock.failure}`);
+      log(`4/6 peak RSS: ours (open, gradebook query, ${fmt(RSS_FINDS)} finds)`);
       const oursRss = builtOurs.result
         ? await runChild<{ peakRssMb: number; stages: Record<string, number>; openMs: number; queryMs: number; findMs: number; found: number; students: number; diskBytes: number }>(
             "ours-child.ts",
@@ -366,7 +310,7 @@ async function main(): Promise<void> {
             LIMIT.oursRss,
           )
         : { failure: `not run: ${builtOurs.failure}`, wallMs: 0 };
-      log(`4/5 peak RSS: stock (find every document, at most ${STOCK_RSS_DEADLINE_S} s)`);
+      log(`4/6 peak RSS: stock (find every document, at most ${STOCK_RSS_DEADLINE_S} s)`);
       const stockRss = builtStock.result
         ? await runChild<{ peakRssMb: number; stages: Record<string, number>; findMs: number; queryMs: number; found: number; total: number; finished: boolean; students: number }>(
             "stock-child.ts",
@@ -401,26 +345,39 @@ async function main(): Promise<void> {
     }
 
     // ---- 5. pull a Canvas course -----------------------------------------------------------
-    log(`5/5 pull a Canvas course (${CANVAS_SCALE.students} students, ${CANVAS_SCALE.assignments} assignments, ${CANVAS_SCALE.topics} topics of ${CANVAS_SCALE.entriesPerTopic} posts) from the fake Canvas, then pull it again (${CANVAS_RUNS} fresh processes)`);
-    const canvasPulls: Array<ChildOutcome<CanvasPullReport>> = [];
-    for (let i = 0; i < CANVAS_RUNS; i++) {
-      canvasPulls.push(await runChild<CanvasPullReport>("canvas-pull-child.ts", { task: "pull", dataDir: p(`canvas-pull-${i}`), scale: CANVAS_SCALE }, LIMIT.canvasPull));
-      rmSync(p(`canvas-pull-${i}`), { recursive: true, force: true });
+    if (ONLY === undefined || ONLY === "canvas-pull") {
+      log(`5/6 pull a Canvas course (${CANVAS_SCALE.students} students, ${CANVAS_SCALE.assignments} assignments, ${CANVAS_SCALE.topics} topics of ${CANVAS_SCALE.entriesPerTopic} posts) from the fake Canvas, then pull it again (${CANVAS_RUNS} fresh processes)`);
+      const canvasPulls: Array<ChildOutcome<CanvasPullReport>> = [];
+      for (let i = 0; i < CANVAS_RUNS; i++) {
+        canvasPulls.push(await runChild<CanvasPullReport>("canvas-pull-child.ts", { task: "pull", dataDir: p(`canvas-pull-${i}`), scale: CANVAS_SCALE }, LIMIT.canvasPull));
+        rmSync(p(`canvas-pull-${i}`), { recursive: true, force: true });
+      }
+      canvasRows.push(...canvasPullRows(canvasPulls));
     }
-    canvasRows.push(...canvasPullRows(canvasPulls));
+
+    // ---- 6. replication: cold sync, warm reconnect, upload -----------------------------------
+    if (ONLY === undefined || ONLY === "sync") sync = await measureSync(QUICK, p);
   } finally {
     cleanUp();
   }
 
   const totalS = (performance.now() - runStart) / 1000;
   if (rows.length > 0) printTable(rows, "stock");
-  printTable(canvasRows, "reference");
+  if (canvasRows.length > 0) printTable(canvasRows, "reference");
+  if (sync) printTable(sync.rows, "stock");
   log(`whole run: ${fmt(totalS)} s`);
   const run = { startedAt, loadAtStart, totalS, code };
   const canvasSection = renderCanvasSection(canvasRows, run);
+  const syncSection = sync ? renderSyncSection(sync, run) : "";
   const out = QUICK ? join(BENCH_DIR, ".work", "BENCHMARKS.quick.md") : join(ROOT, "BENCHMARKS.md");
-  // Run alone, the Canvas section replaces its old self and leaves the engine figures as they were.
-  const markdown = ONLY === "canvas-pull" ? spliceCanvasSection(existsSync(out) ? readFileSync(out, "utf8") : "# Benchmarks\n", canvasSection) : renderMarkdown(rows, run, canvasSection);
+  // Run alone, a section replaces its old self and leaves the other figures as they were.
+  const existing = () => (existsSync(out) ? readFileSync(out, "utf8") : "# Benchmarks\n");
+  const markdown =
+    ONLY === "canvas-pull"
+      ? spliceSection(existing(), CANVAS_MARKERS, canvasSection, "## Methodology")
+      : ONLY === "sync"
+        ? spliceSection(existing(), SYNC_MARKERS, syncSection, "## Methodology")
+        : renderMarkdown(rows, run, canvasSection, syncSection);
   writeFileSync(out, markdown);
   log(`wrote ${out}`);
 }
@@ -519,37 +476,10 @@ function stageText(stages: Record<string, number>): string {
     .join(", ");
 }
 
-function printTable(rows: Row[], reference: "stock" | "reference"): void {
-  const header = ["figure", "ours", reference, "ratio", "target", "met"];
-  const cells = rows.map((r) => [r.figure, r.ours, r.stock, r.ratio, r.target, r.met]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i]!)).join("  ");
-  console.log();
-  console.log(line(header));
-  console.log(line(widths.map((w) => "-".repeat(w))));
-  for (const c of cells) console.log(line(c));
-  console.log();
-  for (const r of rows) for (const n of r.notes) console.log(`  ${r.figure.split(" (")[0]}: ${n}`);
-}
-
-function machineLines(): string[] {
-  const cpu = cpus();
-  return [
-    `- CPU: ${cpu[0]?.model ?? "unknown"}, ${cpu.length} cores`,
-    `- RAM: ${fmt(totalmem() / 2 ** 30, 1)} GiB`,
-    `- Node ${process.version} on ${process.platform} ${process.arch}`,
-  ];
-}
-
-interface RunInfo {
-  startedAt: Date;
-  loadAtStart: number;
-  totalS: number;
-  code: string;
-}
-
-const CANVAS_START = "<!-- canvas-pull: written by npm run bench; BENCH_ONLY=canvas-pull rewrites only this section -->";
-const CANVAS_END = "<!-- canvas-pull end -->";
+const CANVAS_MARKERS = {
+  start: "<!-- canvas-pull: written by npm run bench; BENCH_ONLY=canvas-pull rewrites only this section -->",
+  end: "<!-- canvas-pull end -->",
+};
 
 /** The Canvas pull section, with the machine and code it was measured on: it can be measured apart from the rest. */
 function renderCanvasSection(rows: Row[], run: RunInfo): string {
@@ -560,7 +490,7 @@ function renderCanvasSection(rows: Row[], run: RunInfo): string {
   ];
   const notes = rows.flatMap((r) => r.notes.map((n) => `- ${r.figure.split(" (")[0]}: ${n}`));
   const s = CANVAS_SCALE;
-  return `${CANVAS_START}
+  return `${CANVAS_MARKERS.start}
 ## Canvas pull
 
 Pulling a Canvas course of ${s.students} students and ${s.assignments} assignments (${fmt(s.students * s.assignments)} submissions), ${s.topics} topics
@@ -588,21 +518,11 @@ ${machineLines().join("\n")}
 - Load average when the run started: ${fmt(run.loadAtStart, 2)} (on a shared machine; a busy one makes the times noisier, never the request counts)
 
 ${table.join("\n")}
-${notes.length > 0 ? `\n${notes.join("\n")}\n` : ""}${CANVAS_END}
+${notes.length > 0 ? `\n${notes.join("\n")}\n` : ""}${CANVAS_MARKERS.end}
 `;
 }
 
-/** Puts the Canvas section into an existing report: in place of its old self, else before the methodology. */
-function spliceCanvasSection(document: string, section: string): string {
-  const start = document.indexOf(CANVAS_START);
-  const end = document.indexOf(CANVAS_END);
-  if (start !== -1 && end > start) return document.slice(0, start) + section + document.slice(end + CANVAS_END.length + 1);
-  const methodology = document.indexOf("## Methodology");
-  if (methodology !== -1) return `${document.slice(0, methodology)}${section}\n${document.slice(methodology)}`;
-  return `${document.trimEnd()}\n\n${section}`;
-}
-
-function renderMarkdown(rows: Row[], run: RunInfo, canvasSection: string): string {
+function renderMarkdown(rows: Row[], run: RunInfo, canvasSection: string, syncSection: string): string {
   const table = [
     "| Figure | Ours | Stock automerge-repo | Ratio (ours better by) | Target | Met |",
     "| --- | --- | --- | --- | --- | --- |",
@@ -630,6 +550,7 @@ ${table.join("\n")}
 ${notes.join("\n")}
 
 ${canvasSection}
+${syncSection}
 ## Methodology
 
 - **Same documents.** \`bench/lms-corpus.ts\` generates whole classes deterministically: a course,
