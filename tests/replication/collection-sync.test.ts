@@ -1,34 +1,23 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { seedDemoCourse } from "../../src/demo/demo-course.js";
-import { docUrlOf, documentIdOf, newDocUrl, type DocumentId, type DocUrl } from "../../src/crdt/ids.js";
-import { Engine } from "../../src/engine.js";
+import { docUrlOf, documentIdOf, newDocUrl, type DocumentId } from "../../src/crdt/ids.js";
 import { CloseCode } from "../../src/net/close-codes.js";
 import type { DocMessage } from "../../src/net/peer-link.js";
 import type { Principal } from "../../src/net/principal.js";
 import { canRead } from "../../src/replication/access-policy.js";
 import { decodeBatch, decodeSummary, encodeBatches, encodeSummary, hashHex } from "../../src/replication/collection-codec.js";
-import { Replicator } from "../../src/replication/replicator.js";
 import { memoryLinkPair } from "../../src/testing/memory-link.js";
 import { demoUser, nodePrincipal, principal } from "../../src/testing/principals.js";
-import { makeTempDir } from "../../src/testing/temp-dir.js";
+import { replicaNode } from "../../src/testing/replica-node.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function node(identity: Principal, seed = false): Promise<{ engine: Engine; replicator: Replicator; course?: DocUrl }> {
-  const temp = makeTempDir();
-  const engine = await Engine.open({ dataDir: temp.dir, create: true, maintainsCatalog: identity.role === "student" ? () => false : undefined });
-  const course = seed ? (await seedDemoCourse(engine.docs, { students: 3, assignments: 2, topics: 1, postsPerTopic: 3 })).course : undefined;
-  const replicator = new Replicator({ store: engine.docs, identity });
-  await replicator.start();
-  cleanups.push(async () => {
-    replicator.close();
-    await engine.close();
-    temp.remove();
-  });
-  return { engine, replicator, course };
+async function node(identity: Principal, seed = false) {
+  const replica = await replicaNode(identity, seed);
+  cleanups.push(replica.close);
+  return replica;
 }
 
 const ID: DocumentId = documentIdOf(newDocUrl());
