@@ -27,8 +27,19 @@ export interface CatalogEntry {
   deleted: boolean;
 }
 
+/** Derived URLs of recent partitions: every stored document asks for its partition's. */
+const partitionUrls = new Map<string, DocUrl>();
+const PARTITION_URLS_KEPT = 10_000;
+
 export function catalogUrl(course: DocUrl, audience: Audience): DocUrl {
-  return hashedDocUrl("catalog", course, audience);
+  const key = `${course} ${audience}`;
+  let url = partitionUrls.get(key);
+  if (!url) {
+    if (partitionUrls.size >= PARTITION_URLS_KEPT) partitionUrls.clear();
+    url = hashedDocUrl("catalog", course, audience);
+    partitionUrls.set(key, url);
+  }
+  return url;
 }
 
 /** One pending edit of a partition: record a document, or drop it (it moved to another partition). */

@@ -76,6 +76,13 @@ export interface WriteOptions {
   durable?: boolean;
 }
 
+interface MutateOptions extends WriteOptions {
+  /** The bytes a new document arrived as: stored as they are. */
+  saved?: Uint8Array;
+  /** The document's record, when it was already described for an admission check. */
+  described?: DocRecord;
+}
+
 export interface CreateOptions extends WriteOptions {
   /** Import identity: the same entity of the same system gets the same document on every peer. */
   identity?: ExternalIdentity;
@@ -301,25 +308,31 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     const stored = admit ? await this.#storage.record(id) : undefined;
     let unchanged = "";
     let refused = false;
+    let arrivedNew = false;
     // The live copy an admitted batch replaces; freed once the new state is staged.
     let replaced: A.Doc<unknown> | undefined;
-    const record = await this.#mutate(id, "remote", { saved: data }, (live) => {
+    // What `admit` judged is what gets stored: describing a document twice costs as much as loading it.
+    const staging: MutateOptions = { saved: data };
+    const record = await this.#mutate(id, "remote", staging, (live) => {
       // Changes to be judged are tried on a copy, so a refused batch leaves the live document untouched.
-      const base = live ? (admit ? A.clone(live.doc) : live.doc) : A.init();
-      const before = headsKey(base);
+      const base = live ? (admit ? A.clone(live.doc) : live.doc) : undefined;
+      const before = base ? headsKey(base) : "";
       let next: A.Doc<unknown>;
       try {
-        next = A.loadIncremental(base, data);
+        next = base ? A.loadIncremental(base, data) : loadNew(data);
       } catch (cause) {
         // The failed load may have left the live copy half-updated: drop it, storage has every committed change.
         if (live && !admit) this.#cache.delete(id);
-        else A.free(base);
+        else if (base) A.free(base);
         throw new OrdoError("ORDO_BAD_CHANGES", `changes for ${url} could not be read`, { cause });
       }
       if (headsKey(next) !== before) {
         const previous = this.#knownRecord(id) ?? stored;
-        if (!admit || admit(this.#describe(id, next, previous), previous)) {
+        const described = admit ? this.#describe(id, next, previous) : undefined;
+        if (!described || admit!(described, previous)) {
           if (live && admit) replaced = live.doc;
+          staging.described = described;
+          arrivedNew = !live;
           return next;
         }
         refused = true;
@@ -336,6 +349,9 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     });
     if (refused) return { status: "refused", heads: "" };
     if (!record) return { status: "unchanged", heads: unchanged };
+    // A document that arrived whole is stored as it came and already described: nothing here needs it live,
+    // and holding thousands of them while a course arrives would only grow memory.
+    if (arrivedNew) this.#cache.delete(id);
     return { status: record.status === "invalid" ? "quarantined" : "applied", heads: record.heads };
   }
 
@@ -532,13 +548,13 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
    * writers to one document never work from a copy another has already replaced.
    * Resolves with the new state once it is committed; `doc-changed` is emitted then.
    */
-  async #mutate(id: DocumentId, origin: DocChange["origin"], options: WriteOptions & { saved?: Uint8Array }, compute: (live: LiveDoc | undefined) => A.Doc<unknown> | null): Promise<DocRecord | null> {
+  async #mutate(id: DocumentId, origin: DocChange["origin"], options: MutateOptions, compute: (live: LiveDoc | undefined) => A.Doc<unknown> | null): Promise<DocRecord | null> {
     const stored = await this.#storage.record(id);
     const staged = await this.#withCurrent(id, (current) => {
       const next = compute(current);
       if (!next) return null;
       // A new document loaded from a peer's bytes is stored as those bytes: no second save.
-      const { record, previous } = this.#stage(id, current, next, stored, current ? undefined : options.saved);
+      const { record, previous } = this.#stage(id, current, next, stored, current ? undefined : options.saved, options.described);
       if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous, next);
       this.#announce(record, origin);
       return record;
@@ -574,10 +590,10 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   /** Queues a new state: its chunks, its cache entry and its record. Synchronous. */
-  #stage(id: DocumentId, current: LiveDoc | undefined, next: A.Doc<unknown>, stored: DocRecord | undefined, saved?: Uint8Array): { record: DocRecord; previous: DocRecord | undefined } {
+  #stage(id: DocumentId, current: LiveDoc | undefined, next: A.Doc<unknown>, stored: DocRecord | undefined, saved?: Uint8Array, described?: DocRecord): { record: DocRecord; previous: DocRecord | undefined } {
     const previous = this.#knownRecord(id) ?? stored;
     this.#cache.set(id, this.#persist(id, current, next, saved));
-    const record = this.#describe(id, next, previous);
+    const record = described ?? this.#describe(id, next, previous);
     this.#writes.pending.records.set(id, record);
     return { record, previous };
   }
@@ -703,4 +719,17 @@ function kindOf(doc: A.Doc<unknown>): string | undefined {
   const kind = (doc as Record<string, unknown>).kind;
   const value = kind instanceof A.ImmutableString ? kind.val : kind;
   return typeof value === "string" ? value : undefined;
+}
+
+/**
+ * A document this store does not hold yet, from a peer's bytes. `A.load` builds the JS view
+ * in one pass, without the patches `loadIncremental` computes and applies (a third cheaper);
+ * it refuses changes whose dependencies are missing, which `loadIncremental` keeps queued.
+ */
+function loadNew(data: Uint8Array): A.Doc<unknown> {
+  try {
+    return A.load(data);
+  } catch {
+    return A.loadIncremental(A.init(), data);
+  }
 }

@@ -1,13 +1,6 @@
 import { createHash } from "node:crypto";
-import {
-  generateAutomergeUrl,
-  isValidAutomergeUrl,
-  parseAutomergeUrl,
-  stringifyAutomergeUrl,
-  type AutomergeUrl,
-  type BinaryDocumentId,
-  type DocumentId,
-} from "@automerge/automerge-repo/slim";
+import { generateAutomergeUrl, parseAutomergeUrl, type AutomergeUrl, type DocumentId } from "@automerge/automerge-repo/slim";
+import { decodeBase58Check, encodeBase58Check } from "./base58check.js";
 
 /** An Automerge document URL (`automerge:<base58check id>`): how every row and reference names a document. */
 export type DocUrl = AutomergeUrl;
@@ -40,8 +33,7 @@ export function hashedDocUrl(...parts: string[]): DocUrl {
   const hash = createHash("sha256");
   // Length-prefix each part so ("ab","c") and ("a","bc") differ.
   for (const part of parts) hash.update(`${part.length}:${part};`);
-  const bytes = new Uint8Array(hash.digest().subarray(0, 16)) as BinaryDocumentId;
-  return stringifyAutomergeUrl(bytes);
+  return docUrlOf(encodeBase58Check(hash.digest().subarray(0, 16)) as DocumentId);
 }
 
 const URL_PREFIX = "automerge:";
@@ -56,9 +48,9 @@ export function isDocUrl(value: unknown): value is DocUrl {
   return typeof value === "string" && DOC_URL_SHAPE.test(value);
 }
 
-/** Shape and base58check checksum: for URLs typed by people. */
+/** Shape and base58check checksum: for URLs typed by people or named by peers. */
 export function isVerifiedDocUrl(value: unknown): value is DocUrl {
-  return isValidAutomergeUrl(value);
+  return isDocUrl(value) && decodeBase58Check(value.slice(URL_PREFIX.length)) !== undefined;
 }
 
 export function documentIdOf(url: DocUrl): DocumentId {

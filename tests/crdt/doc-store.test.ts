@@ -121,6 +121,19 @@ describe("merging between peers", () => {
     expect(Buffer.from((await b.exportStored(page.url))!).equals(Buffer.from(stored))).toBe(true);
   });
 
+  it("keeps no document live for receiving it whole, so a course arriving costs no memory per document", async () => {
+    const a = openStore().store;
+    const b = openStore({ cacheSize: 1_000 }).store;
+    const course = await seedCourse(a);
+    const pages = await Promise.all(Array.from({ length: 40 }, (_, i) => a.create("page", { course: course.url, title: `Page ${i}`, body: "" })));
+    for (const page of [course, ...pages]) expect((await b.receive(page.url, (await a.exportStored(page.url))!)).status).toBe("applied");
+    // Live: only the course's catalog partition, which this store keeps up to date.
+    expect(b.liveCount).toBe(1);
+    // Still there, loaded on demand.
+    expect(new TextDecoder().decode(await b.changesSince(pages[7]!.url))).toContain("Page 7");
+    expect(b.liveCount).toBe(2);
+  });
+
 
   it("merges concurrent edits of one text character by character", async () => {
     const a = openStore().store;
