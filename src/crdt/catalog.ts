@@ -56,6 +56,18 @@ export function initialCatalog(course: DocUrl, audience: Audience): Record<strin
   };
 }
 
+/**
+ * Whether any of these edits would change the partition, read from the document without a
+ * change. If none would on its own, applying them in order changes nothing either.
+ */
+export function catalogEditsChangeAnything(doc: unknown, edits: readonly CatalogEdit[]): boolean {
+  const root = doc as Record<string, unknown>;
+  return edits.some((edit) => {
+    const listed = root[ENTRY + edit.id] !== undefined;
+    return edit.op === "drop" ? listed : !listed || (edit.deleted && root[DELETED + edit.id] !== true);
+  });
+}
+
 /** Applies edits inside a change; writes nothing where the entry already says the same, so re-imports stay quiet. */
 export function applyCatalogEdits(draft: Record<string, unknown>, edits: readonly CatalogEdit[]): void {
   for (const edit of edits) {

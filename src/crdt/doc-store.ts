@@ -5,6 +5,7 @@ import { OrdoError } from "../util/errors.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import {
   applyCatalogEdits,
+  catalogEditsChangeAnything,
   CATALOG_KIND,
   catalogInfo,
   catalogUrl,
@@ -81,6 +82,8 @@ interface MutateOptions extends WriteOptions {
   saved?: Uint8Array;
   /** The document's record, when it was already described for an admission check. */
   described?: DocRecord;
+  /** The stored record, when the caller already read it (undefined: not stored). */
+  stored?: DocRecord | undefined;
 }
 
 export interface CreateOptions extends WriteOptions {
@@ -305,14 +308,14 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   async receive(url: DocUrl, data: Uint8Array, admit?: AdmitChanges): Promise<ReceiveResult> {
     this.#assertOpen();
     const id = documentIdOf(url);
-    const stored = admit ? await this.#storage.record(id) : undefined;
+    const stored = await this.#storage.record(id);
     let unchanged = "";
     let refused = false;
     let arrivedNew = false;
     // The live copy an admitted batch replaces; freed once the new state is staged.
     let replaced: A.Doc<unknown> | undefined;
     // What `admit` judged is what gets stored: describing a document twice costs as much as loading it.
-    const staging: MutateOptions = { saved: data };
+    const staging: MutateOptions = { saved: data, stored };
     const record = await this.#mutate(id, "remote", staging, (live) => {
       // Changes to be judged are tried on a copy, so a refused batch leaves the live document untouched.
       const base = live ? (admit ? A.clone(live.doc) : live.doc) : undefined;
@@ -549,7 +552,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
    * Resolves with the new state once it is committed; `doc-changed` is emitted then.
    */
   async #mutate(id: DocumentId, origin: DocChange["origin"], options: MutateOptions, compute: (live: LiveDoc | undefined) => A.Doc<unknown> | null): Promise<DocRecord | null> {
-    const stored = await this.#storage.record(id);
+    const stored = "stored" in options ? options.stored : await this.#storage.record(id);
     const staged = await this.#withCurrent(id, (current) => {
       const next = compute(current);
       if (!next) return null;
@@ -683,6 +686,8 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
         const pending = this.#catalogEdits.get(partition);
         if (!pending) return;
         this.#catalogEdits.delete(partition);
+        // A partition that arrived from a peer usually names its documents already: no change to make.
+        if (current && !catalogEditsChangeAnything(current.doc, pending.edits)) return;
         const before = current ? headsKey(current.doc) : "";
         const next = A.change((current?.doc ?? A.from(initialCatalog(pending.course, pending.audience))) as A.Doc<Record<string, unknown>>, (draft) =>
           applyCatalogEdits(draft, pending.edits),

@@ -367,12 +367,13 @@ export class LinkSync {
     await Promise.all(
       decodeBatch(data).map(async ({ id, data: bytes }) => {
         const url = docUrlOf(id);
-        // New here: once stored it is exactly what the peer has, so it is not offered back.
-        const fresh = !(await store.record(url));
-        if (fresh) this.#receivedWhole.add(id);
         const outcome = await store.receive(url, bytes, (next, previous) => {
           if ((previous && !canWrite(this.remote, previous, coursesOf)) || !canWrite(this.remote, next, coursesOf)) forbidden ??= url;
-          else if (this.#mayHold(next)) return true;
+          else if (this.#mayHold(next)) {
+            // New here: once stored it is exactly what the peer has, so it is not offered back.
+            if (!previous) this.#receivedWhole.add(id);
+            return true;
+          }
           return false;
         });
         if (outcome.status !== "refused") this.#unsettled.delete(id);
