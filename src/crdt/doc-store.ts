@@ -7,19 +7,19 @@ import {
   applyCatalogEdits,
   catalogEditsChangeAnything,
   CATALOG_KIND,
-  catalogInfo,
   catalogUrl,
   initialCatalog,
   readCatalogEntries,
-  validateCatalog,
   type CatalogEdit,
 } from "./catalog.js";
 import { DocCache, type LiveDoc } from "./doc-cache.js";
 import { GroupCommit, type WriteBatch } from "./group-commit.js";
 import { headsKey, incrementalKey, loadFromChunks, shouldCompact, snapshotKey } from "./doc-chunks.js";
 import type { DocRecord, DocStorage, RecordQuery } from "./doc-storage.js";
-import { docUrlOf, documentIdOf, externalDocUrl, isDocUrl, newDocUrl, type DocUrl, type DocumentId, type ExternalIdentity } from "./ids.js";
-import { placementOf, type Audience } from "./schema/audience.js";
+import { docUrlOf, documentIdOf, externalDocUrl, newDocUrl, type DocUrl, type DocumentId, type ExternalIdentity } from "./ids.js";
+import type { Audience } from "./schema/audience.js";
+import { describeDocument, kindOf, loadNew } from "./describe.js";
+import { WholeDocDescriber, type Described } from "./whole-doc-describer.js";
 import {
   draftOf,
   fieldConflicts,
@@ -37,6 +37,11 @@ import {
 import { isKind, REQUIRED_FIELDS, type Fields, type Kind } from "./schema/kinds.js";
 import type { DocSnapshot, DocView } from "./snapshot.js";
 
+/** New documents in one batch from which a worker describes them. */
+const WORKER_BATCH_MIN = 64;
+/** Documents per request to the worker: small enough that this thread starts storing early. */
+const DESCRIBE_CHUNK = 200;
+
 /** Enough live documents for a class's working set; a node with 50,000 on disk keeps only these in RAM. */
 export const DEFAULT_CACHE_SIZE = 2_000;
 
@@ -52,6 +57,8 @@ export interface DocStoreOptions {
    * its copy of the others diverged from everyone else's.
    */
   maintainsCatalog?: (course: DocUrl, audience: Audience) => boolean;
+  /** `prepareWhole` describes new documents in a worker from this many in one batch (fewer are not worth a thread). */
+  workerBatchMin?: number;
 }
 
 /** A document changed, here or on a peer, and the change is committed to storage. */
@@ -94,6 +101,12 @@ export interface CreateOptions extends WriteOptions {
 export type ReceiveResult = { status: "unchanged" | "applied" | "quarantined" | "refused"; heads: string };
 
 /** Decides whether a peer's changes may land: `next` is the record the document would have. */
+/** A batch of whole documents, some perhaps being described in a worker already (see `DocStore.prepareWhole`). */
+export interface WholeBatch {
+  readonly items: ReadonlyArray<{ url: DocUrl; data: Uint8Array }>;
+  readonly described: ReadonlyMap<DocUrl, Promise<Described | null>>;
+}
+
 export type AdmitChanges = (next: DocRecord, previous: DocRecord | undefined) => boolean;
 
 export interface SyncReceipt {
@@ -120,6 +133,9 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   readonly #maintainsCatalog: (course: DocUrl, audience: Audience) => boolean;
   /** Who must also accept a document's queued changes (see `receiveSyncMessage`). */
   readonly #queuedAdmits = new Map<DocumentId, AdmitChanges>();
+  readonly #describer = new WholeDocDescriber();
+  readonly #workerBatchMin: number;
+  #describedInWorker = 0;
   #closed = false;
 
   constructor(options: DocStoreOptions) {
@@ -129,11 +145,17 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
     this.#maintainsCatalog = options.maintainsCatalog ?? (() => true);
+    this.#workerBatchMin = options.workerBatchMin ?? WORKER_BATCH_MIN;
     this.#writes = new GroupCommit(this.#storage, {
       beforeCommit: () => this.#applyCatalogEdits(),
       afterCommit: (batch) => this.#afterCommit(batch),
       onError: (error) => this.#logger.error({ err: error }, "could not write documents; they stay queued and are retried"),
     });
+  }
+
+  /** Documents that arrived whole and were loaded and described in the worker, not on this thread. */
+  get describedInWorker(): number {
+    return this.#describedInWorker;
   }
 
   /** Documents in memory right now (bounded by `cacheSize`). */
@@ -358,6 +380,42 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     return { status: record.status === "invalid" ? "quarantined" : "applied", heads: record.heads };
   }
 
+  /**
+   * Starts loading and describing, in a worker, the documents of a batch a peer sent whole
+   * that are new here (when there are enough to be worth a thread). `receiveWhole` stores
+   * them: preparing the next batch while this thread stores the current one uses both cores.
+   */
+  prepareWhole(items: ReadonlyArray<{ url: DocUrl; data: Uint8Array }>): WholeBatch {
+    this.#assertOpen();
+    const described = new Map<DocUrl, Promise<Described | null>>();
+    // Stored documents are found out when the batch is received; here only what is at hand is checked.
+    const fresh = items.filter(({ url }) => {
+      const id = documentIdOf(url);
+      return !this.#knownRecord(id) && !this.#cache.peek(id) && !this.#loading.has(id);
+    });
+    if (fresh.length < this.#workerBatchMin) return { items, described };
+    for (let start = 0; start < fresh.length; start += DESCRIBE_CHUNK) {
+      const chunk = fresh.slice(start, start + DESCRIBE_CHUNK);
+      const results = this.#describer.describe(chunk.map(({ url, data }) => ({ id: documentIdOf(url), data }))).catch((error: unknown) => {
+        this.#logger.warn({ err: error }, "documents could not be described in a worker; described here instead");
+        return chunk.map(() => null);
+      });
+      chunk.forEach(({ url }, i) => described.set(url, results.then((all) => all[i] ?? null)));
+    }
+    return { items, described };
+  }
+
+  /** Stores a batch of documents a peer sent whole, as `receive` would one by one (see `prepareWhole`). */
+  async receiveWhole(batch: WholeBatch, admit?: AdmitChanges): Promise<ReceiveResult[]> {
+    this.#assertOpen();
+    return Promise.all(
+      batch.items.map(({ url, data }) => {
+        const described = batch.described.get(url);
+        return described ? described.then((d) => this.#receiveDescribed(url, data, d, admit)) : this.receive(url, data, admit);
+      }),
+    );
+  }
+
   /** The index record of a document (no document is loaded), or undefined if it is not stored. */
   async record(url: DocUrl): Promise<DocRecord | undefined> {
     return this.#record(documentIdOf(url));
@@ -466,6 +524,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       this.#closed = true;
       this.#writes.stop();
       this.#cache.clear();
+      await this.#describer.close();
     }
   }
 
@@ -480,6 +539,30 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   /** The newest record written or being written by this store, if it has one in memory. */
+  /** Neither stored, nor being written, nor live here. */
+  async #isUnknown(id: DocumentId): Promise<boolean> {
+    return !this.#knownRecord(id) && !this.#cache.peek(id) && !this.#loading.has(id) && !(await this.#storage.record(id));
+  }
+
+  /**
+   * Stores a new document from its bytes and the record a worker described, without loading
+   * it here. Anything else (it became known meanwhile, or the worker could not describe it)
+   * takes `receive`.
+   */
+  async #receiveDescribed(url: DocUrl, data: Uint8Array, described: Described | null, admit: AdmitChanges | undefined): Promise<ReceiveResult> {
+    const id = documentIdOf(url);
+    if (!described || !(await this.#isUnknown(id))) return this.receive(url, data, admit);
+    const record: DocRecord = { ...described.record, updatedAt: isoNow(this.#clock) };
+    if (admit && !admit(record, undefined)) return { status: "refused", heads: "" };
+    this.#describedInWorker++;
+    this.#writes.pending.save.push({ key: snapshotKey(id, described.heads), data });
+    this.#writes.pending.records.set(id, record);
+    if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, undefined);
+    this.#announce(record, "remote");
+    await this.#writes.schedule();
+    return { status: record.status === "invalid" ? "quarantined" : "applied", heads: record.heads };
+  }
+
   #knownRecord(id: DocumentId): DocRecord | undefined {
     return this.#writes.record(id) ?? this.#records.get(id);
   }
@@ -558,7 +641,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       if (!next) return null;
       // A new document loaded from a peer's bytes is stored as those bytes: no second save.
       const { record, previous } = this.#stage(id, current, next, stored, current ? undefined : options.saved, options.described);
-      if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous, next);
+      if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous);
       this.#announce(record, origin);
       return record;
     });
@@ -617,33 +700,14 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   #describe(id: DocumentId, doc: A.Doc<unknown>, previous: DocRecord | undefined): DocRecord {
-    const url = docUrlOf(id);
-    const root = doc as Record<string, unknown>;
-    const heads = headsKey(doc);
-    const updatedAt = isoNow(this.#clock);
-    if (kindOf(doc) === CATALOG_KIND) {
-      const errors = validateCatalog(doc);
-      // A partition lives only at the URL its course and audience derive: anything else is a squatter.
-      if (errors.length === 0 && catalogUrl(catalogInfo(doc).course, catalogInfo(doc).audience as Audience) !== url) errors.push("not at the URL of the partition it names");
-      const info = errors.length === 0 ? catalogInfo(doc) : { course: previous?.course ?? null, audience: "staff" };
-      return { id, kind: CATALOG_KIND, course: info.course, audience: info.audience, owner: null, heads, deleted: false, status: errors.length ? "invalid" : "ok", problem: errors.join("; ") || null, updatedAt };
-    }
-    const verdict = validateDocument(doc);
-    if (!verdict.ok) {
-      // Staff-only, in the course it names if it names one: its staff can still see it and heal it.
-      return { id, kind: String(kindOf(doc) ?? previous?.kind ?? "unknown"), course: previous?.course ?? namedCourse(root), audience: previous?.audience ?? "staff", owner: previous?.owner ?? null, heads, deleted: previous?.deleted ?? false, status: "invalid", problem: verdict.errors.join("; "), updatedAt };
-    }
-    const entity = readEntity(url, doc);
-    const placement = placementOf(entity);
-    // The projection's input, kept with the record: projecting never needs to load the document.
-    const view = JSON.stringify({ entity, conflicts: fieldConflicts(doc) } satisfies DocView);
-    return { id, kind: verdict.kind, course: entity.course, audience: placement.audience, owner: placement.owner, heads, deleted: readTombstone(root) !== null, status: "ok", problem: null, updatedAt, view };
+    return describeDocument(id, doc, previous, isoNow(this.#clock));
   }
 
+
   /** Records a document in its course's catalog partition, moving it when its audience changed. */
-  #placeInCatalog(id: DocumentId, record: DocRecord, previous: DocRecord | undefined, doc: A.Doc<unknown>): void {
+  #placeInCatalog(id: DocumentId, record: DocRecord, previous: DocRecord | undefined): void {
     const put: CatalogEdit = { op: "put", id, kind: record.kind, deleted: record.deleted };
-    if (record.kind === "enrollment") this.#placeUserOf(readEntity<"enrollment">(docUrlOf(id), doc));
+    if (record.kind === "enrollment") this.#placeUserOf(entityOf<"enrollment">(record));
     if (record.course === null) return;
     this.#editCatalog(record.course, record.audience as Audience, put);
     if (previous && previous.status === "ok" && previous.course === record.course && previous.audience !== record.audience) {
@@ -712,29 +776,4 @@ interface PartitionEdits {
 function entityOf<K extends Kind>(record: DocRecord | null): Entity<K> {
   if (!record?.view) throw new OrdoError("ORDO_INTERNAL", "a written entity has no view");
   return (JSON.parse(record.view) as DocView).entity as Entity<K>;
-}
-
-/** The course a document says it belongs to, if that is a document URL. */
-function namedCourse(root: Record<string, unknown>): DocUrl | null {
-  const course = root.course instanceof A.ImmutableString ? root.course.val : root.course;
-  return isDocUrl(course) ? course : null;
-}
-
-function kindOf(doc: A.Doc<unknown>): string | undefined {
-  const kind = (doc as Record<string, unknown>).kind;
-  const value = kind instanceof A.ImmutableString ? kind.val : kind;
-  return typeof value === "string" ? value : undefined;
-}
-
-/**
- * A document this store does not hold yet, from a peer's bytes. `A.load` builds the JS view
- * in one pass, without the patches `loadIncremental` computes and applies (a third cheaper);
- * it refuses changes whose dependencies are missing, which `loadIncremental` keeps queued.
- */
-function loadNew(data: Uint8Array): A.Doc<unknown> {
-  try {
-    return A.load(data);
-  } catch {
-    return A.loadIncremental(A.init(), data);
-  }
 }

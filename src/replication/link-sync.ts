@@ -1,6 +1,7 @@
 import * as A from "@automerge/automerge";
+import { CATALOG_KIND } from "../crdt/catalog.js";
 import type { DocRecord } from "../crdt/doc-storage.js";
-import type { DocStore } from "../crdt/doc-store.js";
+import type { DocStore, WholeBatch } from "../crdt/doc-store.js";
 import { docUrlOf, documentIdOf, isVerifiedDocUrl, type DocUrl, type DocumentId } from "../crdt/ids.js";
 import { CloseCode } from "../net/close-codes.js";
 import type { DocMessage, PeerLink } from "../net/peer-link.js";
@@ -109,7 +110,8 @@ export class LinkSync {
     link.on("message", (message) => {
       this.#lastSeen = ctx.clock().getTime();
       this.#active();
-      this.#enqueue(() => this.#receive(message));
+      // Documents sent whole start loading in the store's worker now, while earlier ones are still being stored.
+      this.#enqueue(message.type === "ordo-docs" ? this.#prepareDocuments(message.data) : () => this.#receive(message));
     });
     link.once("close", () => clearTimeout(this.#quietTimer));
   }
@@ -268,7 +270,7 @@ export class LinkSync {
     if (message) this.#send({ type: "sync", documentId: id, data: message });
   }
 
-  async #receive(message: DocMessage): Promise<void> {
+  async #receive(message: Exclude<DocMessage, { type: "ordo-docs" }>): Promise<void> {
     if (this.#link.closed) return;
     if (message.type === "ordo-offered") {
       // Every offer before this one has been handled: the link is in its steady state.
@@ -282,7 +284,6 @@ export class LinkSync {
       if (this.#records) await this.#reconcileCollection();
       return;
     }
-    if (message.type === "ordo-docs") return this.#receiveDocuments(message.data);
     const url = `automerge:${message.documentId}`;
     if (!isVerifiedDocUrl(url)) {
       this.#link.close(CloseCode.malformedMessage, "not a document id");
@@ -342,6 +343,8 @@ export class LinkSync {
       else if (hash !== hashHex(record.heads)) this.#dirty.add(record.id);
     }
     this.#records = null;
+    // Catalog partitions first: a peer that already holds them finds every later document listed, with nothing to add.
+    missing.sort((a, b) => Number(b.kind === CATALOG_KIND) - Number(a.kind === CATALOG_KIND));
     for (let start = 0; start < missing.length; start += DOCS_PER_READ) {
       const read = await Promise.all(missing.slice(start, start + DOCS_PER_READ).map(async (record) => ({ id: record.id, data: await this.#ctx.store.exportStored(docUrlOf(record.id)) })));
       if (this.#link.closed) return;
@@ -361,27 +364,38 @@ export class LinkSync {
    * document the peer may not write close the link, and what this node's user may not read is
    * never stored. They are stored together, so the store commits them in one transaction.
    */
-  async #receiveDocuments(data: Uint8Array): Promise<void> {
+  #prepareDocuments(data: Uint8Array): () => Promise<void> {
+    let batch: WholeBatch;
+    try {
+      batch = this.#ctx.store.prepareWhole(decodeBatch(data).map(({ id, data: bytes }) => ({ url: docUrlOf(id), data: bytes })));
+    } catch (error) {
+      // Refused in turn, after what came before it.
+      return () => Promise.reject(error);
+    }
+    return () => this.#receiveDocuments(batch);
+  }
+
+  async #receiveDocuments(batch: WholeBatch): Promise<void> {
+    if (this.#link.closed) return;
     const { store, coursesOf } = this.#ctx;
     let forbidden: DocUrl | null = null;
-    await Promise.all(
-      decodeBatch(data).map(async ({ id, data: bytes }) => {
-        const url = docUrlOf(id);
-        const outcome = await store.receive(url, bytes, (next, previous) => {
-          if ((previous && !canWrite(this.remote, previous, coursesOf)) || !canWrite(this.remote, next, coursesOf)) forbidden ??= url;
-          else if (this.#mayHold(next)) {
-            // New here: once stored it is exactly what the peer has, so it is not offered back.
-            if (!previous) this.#receivedWhole.add(id);
-            return true;
-          }
-          return false;
-        });
-        if (outcome.status !== "refused") this.#unsettled.delete(id);
-        if (outcome.status === "refused" || outcome.status === "unchanged") this.#receivedWhole.delete(id);
-      }),
-    );
+    const outcomes = await store.receiveWhole(batch, (next, previous) => {
+      if ((previous && !canWrite(this.remote, previous, coursesOf)) || !canWrite(this.remote, next, coursesOf)) forbidden ??= docUrlOf(next.id);
+      else if (this.#mayHold(next)) {
+        // New here: once stored it is exactly what the peer has, so it is not offered back.
+        if (!previous) this.#receivedWhole.add(next.id);
+        return true;
+      }
+      return false;
+    });
+    outcomes.forEach((outcome, i) => {
+      const id = documentIdOf(batch.items[i]!.url);
+      if (outcome.status !== "refused") this.#unsettled.delete(id);
+      if (outcome.status === "refused" || outcome.status === "unchanged") this.#receivedWhole.delete(id);
+    });
     if (forbidden) this.#refuseWrite(forbidden);
   }
+
 
   /**
    * Answers a sync message about a document the peer may not read exactly as for one this
