@@ -3,44 +3,91 @@ import { isDocUrl, isVerifiedDocUrl, type DocumentId } from "../crdt/ids.js";
 import { OrdoError } from "../util/errors.js";
 
 /**
- * The two payloads of collection sync between Ordo peers, as bytes: a summary (which
- * documents a peer holds, and a hash of each one's heads) and a batch of documents (each
- * one's saved bytes). Decoding is strict: a truncated entry, a length past the end or an id
- * that is not a document id refuses the whole payload (`ORDO_BAD_COLLECTION`). A summary's ids
- * are only looked up, never stored, so they are checked for shape; a batch's are stored, so
- * their checksum is checked too.
+ * The two payloads of collection sync between Ordo peers, as bytes: a summary (what a peer
+ * holds) and a batch of documents (each one's saved bytes). Decoding is strict: a truncated
+ * entry, a length past the end or an id that is not a document id refuses the whole payload
+ * (`ORDO_BAD_COLLECTION`). A summary's ids are only looked up, never stored, so they are
+ * checked for shape; a batch's are stored, so their checksum is checked too.
  *
- * Summary entry: [u8 id length][id, ASCII][8 bytes: the heads hash].
- * Batch entry:   [u8 id length][id, ASCII][u32 big-endian length][the document's bytes].
+ * A summary comes in two steps. First a digest: the documents fall into `BUCKETS` buckets by
+ * id, and each bucket is summed up in 12 bytes. Two peers that hold the same documents at the
+ * same heads send equal digests and are done, whatever the number of documents. Otherwise
+ * each lists its entries in the buckets that differ (both sides know which, from the two
+ * digests), and only those are compared.
+ *
+ * Digest:  [1][per bucket: 8 bytes, the XOR of its entries' hashes][u32 big-endian, its entry count].
+ * Entries: [2][per entry: u8 id length][id, ASCII][8 bytes: the entry hash].
+ * Batch entry: [u8 id length][id, ASCII][u32 big-endian length][the document's bytes].
  */
 
 const HASH_BYTES = 8;
 const MAX_ID_BYTES = 64;
+export const BUCKETS = 64;
+const BUCKET_BYTES = HASH_BYTES + 4;
+const DIGEST = 1;
+const ENTRIES = 2;
 
-/** A short, stable fingerprint of a document's heads: equal heads, equal hashes. */
-export function headsHash(heads: string): Uint8Array {
-  return createHash("sha256").update(heads).digest().subarray(0, HASH_BYTES);
+export interface SummaryEntry {
+  id: DocumentId;
+  /** `entryHash` of the document at its heads. */
+  hash: string;
 }
 
-export function encodeSummary(entries: Iterable<{ id: DocumentId; heads: string }>): Uint8Array {
-  const parts: Buffer[] = [];
-  for (const { id, heads } of entries) parts.push(idBytes(id), Buffer.from(headsHash(heads)));
-  return Buffer.concat(parts);
+export type Summary = { kind: "digest"; digest: Uint8Array } | { kind: "entries"; entries: Map<DocumentId, string> };
+
+/** A short, stable fingerprint of a document at its heads (hex): equal heads, equal hashes. */
+export function entryHash(id: DocumentId, heads: string): string {
+  return createHash("sha256").update(`${id} ${heads}`).digest().subarray(0, HASH_BYTES).toString("hex");
 }
 
-/** Document id to its heads hash (hex). */
-export function decodeSummary(data: Uint8Array): Map<DocumentId, string> {
-  const out = new Map<DocumentId, string>();
-  const reader = new Reader(data);
-  while (!reader.done) {
-    const id = reader.id("shape");
-    out.set(id, Buffer.from(reader.bytes(HASH_BYTES)).toString("hex"));
+/** An id's bucket, from its last character: a base58check id ends in checksum, which spreads evenly. */
+export function bucketOf(id: DocumentId): number {
+  return id.charCodeAt(id.length - 1) % BUCKETS;
+}
+
+/** Per bucket, the XOR of its entries' hashes and their count: the same for the same entries in any order. */
+export function digestOf(entries: Iterable<SummaryEntry>): Uint8Array {
+  const digest = Buffer.alloc(BUCKETS * BUCKET_BYTES);
+  for (const { id, hash } of entries) {
+    const at = bucketOf(id) * BUCKET_BYTES;
+    const bytes = Buffer.from(hash, "hex");
+    for (let i = 0; i < HASH_BYTES; i++) digest[at + i]! ^= bytes[i]!;
+    digest.writeUInt32BE(digest.readUInt32BE(at + HASH_BYTES) + 1, at + HASH_BYTES);
+  }
+  return digest;
+}
+
+/** The buckets two digests disagree on. */
+export function differingBuckets(ours: Uint8Array, theirs: Uint8Array): Set<number> {
+  const out = new Set<number>();
+  for (let bucket = 0; bucket < BUCKETS; bucket++) {
+    const at = bucket * BUCKET_BYTES;
+    if (!Buffer.from(ours.subarray(at, at + BUCKET_BYTES)).equals(theirs.subarray(at, at + BUCKET_BYTES))) out.add(bucket);
   }
   return out;
 }
 
-export function hashHex(heads: string): string {
-  return Buffer.from(headsHash(heads)).toString("hex");
+export function encodeSummary(summary: { kind: "digest"; digest: Uint8Array } | { kind: "entries"; entries: Iterable<SummaryEntry> }): Uint8Array {
+  if (summary.kind === "digest") return Buffer.concat([Buffer.from([DIGEST]), summary.digest]);
+  const parts: Buffer[] = [Buffer.from([ENTRIES])];
+  for (const { id, hash } of summary.entries) parts.push(idBytes(id), Buffer.from(hash, "hex"));
+  return Buffer.concat(parts);
+}
+
+export function decodeSummary(data: Uint8Array): Summary {
+  const reader = new Reader(data);
+  const kind = reader.done ? -1 : reader.bytes(1)[0];
+  if (kind === DIGEST) {
+    if (data.byteLength !== 1 + BUCKETS * BUCKET_BYTES) throw bad("a digest of the wrong size");
+    return { kind: "digest", digest: data.subarray(1) };
+  }
+  if (kind !== ENTRIES) throw bad("an unknown summary");
+  const entries = new Map<DocumentId, string>();
+  while (!reader.done) {
+    const id = reader.id("shape");
+    entries.set(id, Buffer.from(reader.bytes(HASH_BYTES)).toString("hex"));
+  }
+  return { kind: "entries", entries };
 }
 
 /** Splits documents into batches of about `maxBytes` each (a document larger than that travels alone). */

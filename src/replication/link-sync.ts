@@ -10,7 +10,7 @@ import type { Clock } from "../util/clock.js";
 import { OrdoError } from "../util/errors.js";
 import type { Logger } from "../util/logger.js";
 import { canRead, canWrite, type CoursesOf } from "./access-policy.js";
-import { decodeBatch, decodeSummary, encodeBatches, encodeSummary, hashHex } from "./collection-codec.js";
+import { bucketOf, decodeBatch, decodeSummary, differingBuckets, digestOf, encodeBatches, encodeSummary, entryHash } from "./collection-codec.js";
 
 /** Documents read from the store at once when sending a collection: bounds memory, keeps reads batched. */
 const DOCS_PER_READ = 200;
@@ -91,8 +91,14 @@ export class LinkSync {
   #lastSeen: number | null = null;
   /** What this node held when the link opened (collection sync with an Ordo peer). */
   #records: readonly DocRecord[] | null = null;
-  /** What the Ordo peer holds that we may read: document id to its heads hash. */
-  #remoteSummary: Map<DocumentId, string> | null = null;
+  /** What this node holds that the Ordo peer may read: document id to its entry hash. */
+  #ownEntries: Map<DocumentId, string> | null = null;
+  #ownDigest: Uint8Array | null = null;
+  #remoteDigest: Uint8Array | null = null;
+  /** The buckets the two digests disagree on: only their documents are compared. */
+  #differing: Set<number> | null = null;
+  /** What the Ordo peer holds that we may read, in the differing buckets: document id to its entry hash. */
+  #remoteEntries: Map<DocumentId, string> | null = null;
   /** Documents the peer sent whole that this store did not have, until their change is announced. */
   readonly #receivedWhole = new Set<DocumentId>();
   /** The last message either way (or the link's opening). */
@@ -144,10 +150,13 @@ export class LinkSync {
     if (this.#speaksOrdo) {
       this.#records = records;
       this.#enqueue(async () => {
-        // Only what the peer may read is named, so a summary tells it nothing else.
-        const readable = records.filter((record) => canRead(this.remote, record, this.#ctx.coursesOf));
-        this.#send({ type: "ordo-summary", data: encodeSummary(readable) });
-        if (this.#remoteSummary) await this.#reconcileCollection();
+        // Only what the peer may read is summed up or named, so a summary tells it nothing else.
+        const entries = new Map<DocumentId, string>();
+        for (const record of records) if (canRead(this.remote, record, this.#ctx.coursesOf)) entries.set(record.id, entryHash(record.id, record.heads));
+        this.#ownEntries = entries;
+        this.#ownDigest = digestOf([...entries].map(([id, hash]) => ({ id, hash })));
+        this.#send({ type: "ordo-summary", data: encodeSummary({ kind: "digest", digest: this.#ownDigest }) });
+        await this.#compareSummaries();
       });
       return;
     }
@@ -279,9 +288,13 @@ export class LinkSync {
       return;
     }
     if (message.type === "ordo-summary") {
-      if (this.#remoteSummary) return this.#link.close(CloseCode.malformedMessage, "a second summary");
-      this.#remoteSummary = decodeSummary(message.data);
-      if (this.#records) await this.#reconcileCollection();
+      const summary = decodeSummary(message.data);
+      if (summary.kind === "digest" ? this.#remoteDigest : this.#remoteEntries || !this.#remoteDigest) {
+        return this.#link.close(CloseCode.malformedMessage, "a summary out of turn");
+      }
+      if (summary.kind === "digest") this.#remoteDigest = summary.digest;
+      else this.#remoteEntries = summary.entries;
+      await this.#compareSummaries();
       return;
     }
     const url = `automerge:${message.documentId}`;
@@ -331,18 +344,36 @@ export class LinkSync {
    * sync session; one with equal heads costs nothing. So a reconnection with nothing new is
    * one exchange of summaries, whatever the number of documents. Then `ordo-offered`.
    */
-  async #reconcileCollection(): Promise<void> {
-    const theirs = this.#remoteSummary!;
+  /**
+   * Moves collection sync on once both digests are known: equal, it is over; otherwise each
+   * side lists its entries in the buckets that differ, and once the peer's list is in, the
+   * documents are reconciled.
+   */
+  async #compareSummaries(): Promise<void> {
+    if (!this.#ownDigest || !this.#remoteDigest || !this.#records) return;
+    if (!this.#differing) {
+      this.#differing = differingBuckets(this.#ownDigest, this.#remoteDigest);
+      if (this.#differing.size > 0) {
+        const entries = [...this.#ownEntries!].filter(([id]) => this.#differing!.has(bucketOf(id))).map(([id, hash]) => ({ id, hash }));
+        this.#send({ type: "ordo-summary", data: encodeSummary({ kind: "entries", entries }) });
+      }
+    }
+    if (this.#differing.size === 0 || this.#remoteEntries) await this.#reconcileCollection(this.#remoteEntries ?? new Map());
+  }
+
+  async #reconcileCollection(theirs: ReadonlyMap<DocumentId, string>): Promise<void> {
     const missing: DocRecord[] = [];
     let count = 0;
     for (const record of this.#records!) {
       if (!this.#travels(record)) continue;
       count++;
+      if (!this.#differing!.has(bucketOf(record.id))) continue;
       const hash = theirs.get(record.id);
       if (hash === undefined) missing.push(record);
-      else if (hash !== hashHex(record.heads)) this.#dirty.add(record.id);
+      else if (hash !== this.#ownEntries!.get(record.id)) this.#dirty.add(record.id);
     }
     this.#records = null;
+    this.#ownEntries = null;
     // Catalog partitions first: a peer that already holds them finds every later document listed, with nothing to add.
     missing.sort((a, b) => Number(b.kind === CATALOG_KIND) - Number(a.kind === CATALOG_KIND));
     for (let start = 0; start < missing.length; start += DOCS_PER_READ) {

@@ -4,7 +4,7 @@ import { CloseCode } from "../../src/net/close-codes.js";
 import type { DocMessage } from "../../src/net/peer-link.js";
 import type { Principal } from "../../src/net/principal.js";
 import { canRead } from "../../src/replication/access-policy.js";
-import { decodeBatch, decodeSummary, encodeBatches, encodeSummary, hashHex } from "../../src/replication/collection-codec.js";
+import { BUCKETS, bucketOf, decodeBatch, decodeSummary, differingBuckets, digestOf, encodeBatches, encodeSummary, entryHash, type Summary } from "../../src/replication/collection-codec.js";
 import { memoryLinkPair } from "../../src/testing/memory-link.js";
 import { demoUser, nodePrincipal, principal } from "../../src/testing/principals.js";
 import { replicaNode } from "../../src/testing/replica-node.js";
@@ -24,24 +24,40 @@ const ID: DocumentId = documentIdOf(newDocUrl());
 
 describe("the collection payloads", () => {
   it("round-trip summaries and batches, splitting batches by size", () => {
-    const summary = encodeSummary([{ id: ID, heads: "abc" }]);
-    expect(decodeSummary(summary)).toEqual(new Map([[ID, hashHex("abc")]]));
-    expect(hashHex("abc")).not.toBe(hashHex("abd"));
+    const entries = [{ id: ID, hash: entryHash(ID, "abc") }];
+    expect(decodeSummary(encodeSummary({ kind: "entries", entries }))).toEqual({ kind: "entries", entries: new Map([[ID, entryHash(ID, "abc")]]) });
+    expect(entryHash(ID, "abc")).not.toBe(entryHash(ID, "abd"));
+    const digest = digestOf(entries);
+    expect(decodeSummary(encodeSummary({ kind: "digest", digest }))).toEqual({ kind: "digest", digest });
     const docs = [1, 2, 3].map((n) => ({ id: ID, data: new Uint8Array(600).fill(n) }));
     const batches = encodeBatches(docs, 1_000);
     expect(batches).toHaveLength(3);
     expect(batches.flatMap((b) => decodeBatch(b)).map((d) => d.data[0])).toEqual([1, 2, 3]);
   });
 
+  it("digests the same entries alike in any order, and tells which buckets differ", () => {
+    const ids = Array.from({ length: 500 }, () => documentIdOf(newDocUrl()));
+    const entries = ids.map((id) => ({ id, hash: entryHash(id, "h1") }));
+    const ours = digestOf(entries);
+    expect(differingBuckets(ours, digestOf([...entries].reverse()))).toEqual(new Set());
+    // Ids spread over the buckets.
+    expect(new Set(ids.map(bucketOf)).size).toBeGreaterThan(BUCKETS / 2);
+    const changed = entries.map((e, i) => (i === 7 ? { id: e.id, hash: entryHash(e.id, "h2") } : e));
+    expect(differingBuckets(ours, digestOf(changed))).toEqual(new Set([bucketOf(ids[7]!)]));
+    expect(differingBuckets(ours, digestOf(entries.slice(1)))).toEqual(new Set([bucketOf(ids[0]!)]));
+  });
+
   it("refuses a truncated entry, a length past the end and an id that is not one", () => {
     const [batch] = encodeBatches([{ id: ID, data: new Uint8Array([1, 2, 3]) }], 1 << 20);
     expect(() => decodeBatch(batch!.subarray(0, batch!.length - 1))).toThrow(/runs past the end/);
-    const summary = encodeSummary([{ id: ID, heads: "h" }]);
+    const summary = encodeSummary({ kind: "entries", entries: [{ id: ID, hash: entryHash(ID, "h") }] });
     expect(() => decodeSummary(summary.subarray(0, 10))).toThrow(/runs past the end/);
     const forged = Buffer.from(summary);
-    forged[3] = "0".charCodeAt(0);
+    forged[4] = "0".charCodeAt(0);
     expect(() => decodeSummary(forged)).toThrow(/not a document id/);
-    expect(() => decodeSummary(new Uint8Array([0]))).toThrow(/impossible length/);
+    expect(() => decodeSummary(new Uint8Array([2, 0]))).toThrow(/impossible length/);
+    expect(() => decodeSummary(new Uint8Array([1, 0, 0]))).toThrow(/wrong size/);
+    expect(() => decodeSummary(new Uint8Array())).toThrow(/unknown summary/);
   });
 });
 
@@ -56,10 +72,11 @@ describe("collection sync over a link", () => {
     atA.on("message", (message) => heard.push(message));
     student.replicator.addLink(atA);
     teacher.replicator.addLink(atB);
-    const summaryOf = () => heard.find((m) => m.type === "ordo-summary");
+    // The student's node is empty, so the digests differ and the teacher's node lists its entries.
+    const listed = () => heard.map((m) => (m.type === "ordo-summary" ? decodeSummary(m.data) : null)).find((s): s is Extract<Summary, { kind: "entries" }> => s?.kind === "entries");
     const deadline = Date.now() + 10_000;
-    while (!summaryOf() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    const named = [...decodeSummary((summaryOf() as { data: Uint8Array }).data).keys()];
+    while (!listed() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const named = [...listed()!.entries.keys()];
     const all = await teacher.engine.docs.records({ includeDeleted: true });
     const readable = new Set(all.filter((r) => canRead(student.replicator.identity, r, teacher.replicator.coursesOf)).map((r) => r.id));
     expect(named.length).toBeGreaterThan(10);
@@ -82,7 +99,7 @@ describe("collection sync over a link", () => {
     const closed = new Promise<number>((resolve) => atB.once("close", ({ code }) => resolve(code)));
     teacher.replicator.addLink(atB);
     const [batch] = encodeBatches([{ id: assignment.id, data: (await student.engine.docs.export(url))! }], 1 << 20);
-    atA.send({ type: "ordo-summary", senderId: "student-a", targetId: "teacher", data: new Uint8Array() });
+    atA.send({ type: "ordo-summary", senderId: "student-a", targetId: "teacher", data: encodeSummary({ kind: "digest", digest: digestOf([]) }) });
     atA.send({ type: "ordo-docs", senderId: "student-a", targetId: "teacher", data: batch! });
     expect(await closed).toBe(CloseCode.forbiddenWrite);
     expect((await teacher.engine.docs.record(url))!.heads).toBe(before);
