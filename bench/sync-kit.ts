@@ -59,6 +59,11 @@ export interface ReconnectFigures {
   windowEndAt: number;
 }
 
+/** A reconnection after the joining side changed some documents while offline. */
+export interface ChangedFigures extends ReconnectFigures {
+  docs: number;
+}
+
 export interface UploadFigures extends ReconnectFigures {
   docs: number;
   /** Creating the documents while offline (untimed in the figure). */
@@ -69,6 +74,8 @@ export interface JoinReport {
   cold: ColdFigures;
   /** One per reconnection, in order. */
   warm: ReconnectFigures[];
+  /** The reconnection after regrading `CHANGED_SHARE` of the course offline. */
+  changed: ChangedFigures | null;
   upload: UploadFigures | null;
   peakRssMb: number;
   /** `performance.timeOrigin` of the joining process: its `performance.now()` times plus this are wall-clock times, comparable with the server's. */
@@ -85,6 +92,14 @@ export interface ServerReport {
   peakRssMb: number;
   /** `[wall ms, cumulative CPU ms]` samples over the server's life (see `startActivity`). */
   cpu: Array<[number, number]>;
+}
+
+/** The share of the course the teacher changes offline for the "1% changed" figure: grades, regraded. */
+export const CHANGED_SHARE = 0.01;
+
+/** The score the `index`th regraded grade gets: deterministic, so both sides write the same. */
+export function regradedScore(index: number): number {
+  return 50 + (index % 50);
 }
 
 /** The fields of the `count` pages a teacher writes while offline: deterministic, so both sides write the same. */

@@ -6,7 +6,7 @@ import { Authority } from "../src/net/authority.js";
 import { SyncNode } from "../src/node/sync-node.js";
 import { demoUser } from "../src/testing/principals.js";
 import { cpuMs, readTask, rssMb, runChild, runService, since, serveActivity, startActivity, startRssSampler } from "./child-kit.js";
-import { lastBusyOfBothEnds, offlinePages, PHASE_DEADLINE_MS, pollUntil, QUIET_MS, SETTLE_MS, sleep, type ColdFigures, type JoinReport, type ReconnectFigures, type ServerReport, type UploadFigures } from "./sync-kit.js";
+import { lastBusyOfBothEnds, offlinePages, PHASE_DEADLINE_MS, pollUntil, QUIET_MS, regradedScore, SETTLE_MS, sleep, type ChangedFigures, type ColdFigures, type JoinReport, type ReconnectFigures, type ServerReport, type UploadFigures } from "./sync-kit.js";
 import { startWireMeter, type WireMeter } from "./wire-meter.js";
 
 /** Our side of the replication figures: a relay holding a demo course, and a fresh teacher's node that joins it. */
@@ -29,6 +29,8 @@ export type SyncOursTask =
       expectedDocuments: number;
       coldDeadlineMs: number;
       warmRuns: number;
+      /** Grades regraded offline before the "changed" reconnection (0: none). */
+      changed: number;
       upload: number;
     };
 
@@ -147,6 +149,7 @@ async function join(task: Extract<SyncOursTask, { task: "join" }>): Promise<Join
     windowEndAt: performance.now(),
   };
   const warm: ReconnectFigures[] = [];
+  let changed: ChangedFigures | null = null;
   let upload: UploadFigures | null = null;
   if (cold.finished) {
     // Untimed: whatever the cold sync still had in flight ends before the first reconnection.
@@ -161,7 +164,20 @@ async function join(task: Extract<SyncOursTask, { task: "join" }>): Promise<Join
       warm.push(figures);
       if (!figures.finished) break;
     }
-    if (warm.every((figures) => figures.finished) && task.upload > 0) {
+    if (warm.every((figures) => figures.finished) && task.changed > 0) {
+      await meter.setOnline(false);
+      await pollUntil(() => !node.status().peers.some((peer) => peer.connected), performance.now() + 10_000, 5);
+      // The first grades in id order: the stock client regrades the same ones.
+      const grades = (await node.engine.docs.records({ kind: "grade" })).slice(0, task.changed);
+      for (const [index, grade] of grades.entries()) await node.engine.docs.change<"grade">(docUrlOf(grade.id), (draft) => void (draft.score = regradedScore(index)));
+      await node.engine.docs.durable();
+      const sinceWall = Date.now();
+      const cpuAtOnline = cpuMs();
+      meter.mark();
+      await meter.setOnline(true);
+      changed = { ...(await reconnection(meter, lastBusy, node, sinceWall, cpuAtOnline)), docs: grades.length };
+    }
+    if (warm.every((figures) => figures.finished) && (changed?.finished ?? true) && task.upload > 0) {
       await meter.setOnline(false);
       await pollUntil(() => !node.status().peers.some((peer) => peer.connected), performance.now() + 10_000, 5);
       const createStart = performance.now();
@@ -182,7 +198,7 @@ async function join(task: Extract<SyncOursTask, { task: "join" }>): Promise<Join
   const peakRssMb = sampler.peakMb();
   await meter.close();
   await node.close();
-  return { cold, warm, upload, peakRssMb, timeOrigin: performance.timeOrigin, cpu: activity.samples() };
+  return { cold, warm, changed, upload, peakRssMb, timeOrigin: performance.timeOrigin, cpu: activity.samples() };
 }
 
 const task = readTask<SyncOursTask>();

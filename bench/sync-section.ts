@@ -1,14 +1,15 @@
 import { rmSync } from "node:fs";
 import { fmt, log, machineLines, markdownTable, median, perSecond, runChild, startService, type ChildOutcome, type Row, type RunInfo, type Service } from "./bench-kit.js";
 import { BUSY_SHARE } from "./child-kit.js";
-import { QUIET_MS, SETTLE_MS, type ColdFigures, type JoinReport, type ReconnectFigures, type ServerReport } from "./sync-kit.js";
+import { CHANGED_SHARE, QUIET_MS, SETTLE_MS, type ColdFigures, type JoinReport, type ReconnectFigures, type ServerReport } from "./sync-kit.js";
 import type { SeedReport, SyncOursTask } from "./sync-ours-child.js";
 import type { SyncStockTask } from "./sync-stock-child.js";
 import type { WireWindow } from "./wire-meter.js";
 
 /**
  * The replication section of `npm run bench` (alone: `BENCH_ONLY=sync`): a fresh node joins a
- * relay holding a course, reconnects with nothing changed, and uploads what it wrote offline;
+ * relay holding a course, reconnects with nothing changed and again after regrading 1% of the
+ * course offline, and uploads what it wrote offline;
  * the same with stock automerge-repo at both ends, on the same documents. Every process is a
  * fresh child with a time limit; the joining side dials through a meter (`wire-meter.ts`) that
  * counts WebSocket messages the same way for both.
@@ -23,6 +24,11 @@ const COURSE = { full: { students: 100, assignments: 53 }, quick: { students: 30
 const SMALL_COURSE = { full: COURSE.quick, quick: { students: 10, assignments: 5 } };
 /** Documents the teacher writes offline for the upload figure. */
 const UPLOAD = { full: 1_000, quick: 200 };
+/** A reconnection after changes is "proportional" if it takes at most this many messages per changed document, plus a fixed few. */
+const CHANGED_MESSAGES_PER_DOC = 4;
+const CHANGED_MESSAGES_FIXED = 10;
+/** Grades regraded offline for the "1% changed" reconnection. */
+const regradedCount = (documents: number) => Math.round(CHANGED_SHARE * documents);
 /** Reconnections with nothing changed; the median is shown. */
 const WARM_RUNS = 3;
 /** Concurrent `repo.find` calls of the stock client (run.ts uses the same for its stock loads; 20 to 2,000 were tried, 100 was fastest). */
@@ -162,7 +168,7 @@ export async function measureSync(quick: boolean, path: (name: string) => string
   };
 
   /** Our relay seeded with a course (`name` prefixes its files), joined by a fresh teacher's node. */
-  const oursOn = async (name: string, course: typeof scale, phases: { warmRuns: number; upload: number }): Promise<Side & { seed?: SeedReport }> => {
+  const oursOn = async (name: string, course: typeof scale, phases: { warmRuns: number; regrade: boolean; upload: number }): Promise<Side & { seed?: SeedReport }> => {
     const seeded = await runChild<SeedReport>("sync-ours-child.ts", { task: "seed", relayDir: path(`${name}-relay`), nodeDir: path(`${name}-node`), ...course, exportFile: path(`${name}-export.txt`) } satisfies SyncOursTask, limit.oursSeed);
     const seed = seeded.result;
     if (!seed) return { failure: `the relay's course was not built: ${seeded.failure}` };
@@ -182,7 +188,9 @@ export async function measureSync(quick: boolean, path: (name: string) => string
           expectedProjected: seed.projected,
           expectedDocuments: seed.documents,
           coldDeadlineMs: limit.coldS * 1000,
-          ...phases,
+          warmRuns: phases.warmRuns,
+          changed: phases.regrade ? regradedCount(seed.documents) : 0,
+          upload: phases.upload,
         }) satisfies SyncOursTask,
       { server: limit.server, join: limit.oursJoin },
     );
@@ -190,7 +198,7 @@ export async function measureSync(quick: boolean, path: (name: string) => string
   };
 
   /** The stock server on the NodeFS store built from our relay's export, joined by a fresh stock client. */
-  const stockOn = (seed: SeedReport, client: string, preGrowMb: number, phases: { warmRuns: number; upload: number }): Promise<Side> =>
+  const stockOn = (seed: SeedReport, client: string, preGrowMb: number, phases: { warmRuns: number; regrade: boolean; upload: number }): Promise<Side> =>
     joinServer(
       "sync-stock-child.ts",
       { task: "server", dir: path("sync-stock-server"), preGrowMb } satisfies SyncStockTask,
@@ -206,13 +214,15 @@ export async function measureSync(quick: boolean, path: (name: string) => string
           concurrency: STOCK_FIND_CONCURRENCY,
           coldDeadlineMs: limit.coldS * 1000,
           preGrowMb,
-          ...phases,
+          warmRuns: phases.warmRuns,
+          changed: phases.regrade ? regradedCount(seed.documents) : 0,
+          upload: phases.upload,
         }) satisfies SyncStockTask,
       { server: limit.server, join: limit.stockJoin },
     );
 
   log(`6/6 replication: seed the relay with the demo course (${scale.students} students, ${scale.assignments} assignments) and export it for the stock server`);
-  const ours = await oursOn("sync", scale, { warmRuns: WARM_RUNS, upload });
+  const ours = await oursOn("sync", scale, { warmRuns: WARM_RUNS, regrade: true, upload });
   const seed = ours.seed;
   if (!seed) {
     remove("sync-relay", "sync-node", "sync-export.txt");
@@ -224,14 +234,14 @@ export async function measureSync(quick: boolean, path: (name: string) => string
   let stockGrown: Side = stock;
   if (stockSeeded.result) {
     log(`6/6 replication: stock: a fresh client finds every document on a stock server, reconnects ${WARM_RUNS} times, uploads ${fmt(upload)} pages written offline (expect minutes)`);
-    stock = await stockOn(seed, "sync-stock-client", 0, { warmRuns: WARM_RUNS, upload });
+    stock = await stockOn(seed, "sync-stock-client", 0, { warmRuns: WARM_RUNS, regrade: true, upload });
     log(`6/6 replication: stock with the HAZARDS wasm pre-grow workaround at both ends: cold sync only (for information)`);
-    stockGrown = await stockOn(seed, "sync-stock-client-grown", STOCK_SEED_PREGROW_MB, { warmRuns: 0, upload: 0 });
+    stockGrown = await stockOn(seed, "sync-stock-client-grown", STOCK_SEED_PREGROW_MB, { warmRuns: 0, regrade: false, upload: 0 });
   }
   remove("sync-relay", "sync-node", "sync-stock-server", "sync-stock-client", "sync-stock-client-grown", "sync-export.txt");
 
   log(`6/6 replication: ours again on a smaller course (${small.students} students, ${small.assignments} assignments): do reconnection messages grow with the course?`);
-  const oursSmall = await oursOn("sync-small", small, { warmRuns: WARM_RUNS, upload: 0 });
+  const oursSmall = await oursOn("sync-small", small, { warmRuns: WARM_RUNS, regrade: false, upload: 0 });
   remove("sync-small-relay", "sync-small-node", "sync-small-export.txt");
 
   const rows = syncRows(seed, upload, ours, stock, stockGrown, oursSmall, stockSeeded);
@@ -361,6 +371,31 @@ function syncRows(seed: SeedReport, upload: number, ours: Side, stock: Side, sto
     notes: messageNotes,
   });
 
+  // ---- warm reconnect, 1% changed -----------------------------------------------------------------
+  const oc1 = ours.join?.changed ?? null;
+  const sc1 = stock.join?.changed ?? null;
+  const oursChanged = oc1?.finished ? settle(ours.join!, oc1, ours.server) : undefined;
+  const stockChanged = sc1?.finished ? settle(stock.join!, sc1, stock.server) : undefined;
+  const regraded = oc1?.docs ?? sc1?.docs ?? regradedCount(seed.documents);
+  const changedNotes: string[] = [];
+  if (oc1) {
+    changedNotes.push(
+      `ours: ${seconds(oursChanged?.ms ?? oc1.ms, 2)} from the new connection until the last message and both ends done with it; the node said "in sync" after ${oc1.inSyncMs === null ? "never" : seconds(oc1.inSyncMs, 2)}; ${messages(oc1.wire)}; relay CPU ${oursChanged?.server ? seconds(oursChanged.server.cpuMs) : "?"}, node CPU ${oursChanged ? seconds(oursChanged.client.cpuMs) : "?"}`,
+    );
+  }
+  if (sc1) changedNotes.push(`stock: ${seconds(stockChanged?.ms ?? sc1.ms, 2)} the same way; ${messages(sc1.wire)}; server CPU ${stockChanged?.server ? seconds(stockChanged.server.cpuMs) : "?"}, client CPU ${stockChanged ? seconds(stockChanged.client.cpuMs) : "?"}`);
+  changedNotes.push(`the teacher regrades ${fmt(regraded)} grades (${Math.round(CHANGED_SHARE * 100)}% of the course) while offline, then reconnects; "proportional" is judged by messages: at most ${CHANGED_MESSAGES_PER_DOC} per changed document plus ${CHANGED_MESSAGES_FIXED}, whatever the size of the course`);
+  const oursChangedMessages = oc1?.finished ? totalMessages(oc1.wire) : undefined;
+  rows.push({
+    figure: `Warm reconnect, ${fmt(regraded)} of ${n} documents changed (ms)`,
+    ours: oursCell(oursChanged ? `${fmt(oursChanged.ms)} (${fmt(oursChangedMessages ?? 0)} messages)` : oc1 ? "did not finish" : ours.join ? "not run" : undefined),
+    stock: stockCell(stockChanged ? `${fmt(stockChanged.ms)} (${fmt(totalMessages(sc1!.wire))} messages)` : sc1 ? "did not finish" : stock.join ? "not run" : undefined),
+    ratio: oursChanged && stockChanged ? times(stockChanged.ms / oursChanged.ms) : "-",
+    target: "ours: cost proportional to the changed documents",
+    met: oursChangedMessages !== undefined ? (oursChangedMessages <= CHANGED_MESSAGES_PER_DOC * regraded + CHANGED_MESSAGES_FIXED ? "yes" : "no") : "no",
+    notes: changedNotes,
+  });
+
   // ---- upload ---------------------------------------------------------------------------------
   const ou = ours.join?.upload ?? null;
   const su = stock.join?.upload ?? null;
@@ -464,6 +499,9 @@ connection. ${course}
   end's work that ran on from the last message ends at its first ${fmt(IDLE_GAP_MS)} ms below that. The joining
   side waits ${seconds(SETTLE_MS, 0)} more before its next step. Median of ${WARM_RUNS} reconnections; ours is measured again
   on a smaller course to show whether its message count grows with the course.
+- **Warm reconnect, 1% changed**: with the proxy refusing connections, the teacher regrades 1% of
+  the course (that many grades, the first in id order, the same on both sides), then the proxy
+  accepts connections again; the time runs as for a reconnection.
 - **Upload**: with the proxy refusing connections, the teacher writes ${c ? fmt(c.upload) : "the"} unpublished pages
   (the same values on both sides), then the proxy accepts connections again; the time runs as for
   a reconnection, and the server's document count at the end confirms they arrived.

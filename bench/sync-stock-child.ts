@@ -7,7 +7,7 @@ import { WebSocketServer } from "ws";
 import type { DocUrl } from "../src/crdt/ids.js";
 import { initialRoot } from "../src/crdt/schema/document.js";
 import { cpuMs, readTask, rssMb, runChild, runService, since, serveActivity, startActivity, startRssSampler } from "./child-kit.js";
-import { lastBusyOfBothEnds, offlinePages, PHASE_DEADLINE_MS, QUIET_MS, SETTLE_MS, sleep, type ColdFigures, type JoinReport, type ReconnectFigures, type ServerReport, type UploadFigures } from "./sync-kit.js";
+import { lastBusyOfBothEnds, offlinePages, PHASE_DEADLINE_MS, QUIET_MS, regradedScore, SETTLE_MS, sleep, type ChangedFigures, type ColdFigures, type JoinReport, type ReconnectFigures, type ServerReport, type UploadFigures } from "./sync-kit.js";
 import { startWireMeter, type WireMeter } from "./wire-meter.js";
 
 /**
@@ -33,11 +33,18 @@ export type SyncStockTask =
       concurrency: number;
       coldDeadlineMs: number;
       warmRuns: number;
+      /** Grades regraded offline before the "changed" reconnection (0: none). */
+      changed: number;
       upload: number;
       preGrowMb: number;
     };
 
 type Root = Record<string, unknown>;
+
+/** A string field as our schema writes it (an immutable string) or as plain text. */
+function textOf(value: unknown): unknown {
+  return value instanceof A.ImmutableString ? value.val : value;
+}
 
 /** The document ids in the export file (the first field of each line). */
 function exportedIds(file: string): DocumentId[] {
@@ -165,6 +172,7 @@ async function join(task: Extract<SyncStockTask, { task: "join" }>): Promise<Joi
     firstFailure,
   };
   const warm: ReconnectFigures[] = [];
+  let changed: ChangedFigures | null = null;
   let upload: UploadFigures | null = null;
   if (cold.finished) {
     // Untimed: whatever the cold sync still had in flight ends before the first reconnection.
@@ -179,7 +187,18 @@ async function join(task: Extract<SyncStockTask, { task: "join" }>): Promise<Joi
       warm.push(figures);
       if (!figures.finished) break;
     }
-    if (warm.every((figures) => figures.finished) && task.upload > 0) {
+    if (warm.every((figures) => figures.finished) && task.changed > 0) {
+      await meter.setOnline(false);
+      // The first grades in id order, as our node regrades them.
+      const grades = handles.filter((handle) => textOf(handle.doc().kind) === "grade").sort((a, b) => (a.documentId < b.documentId ? -1 : 1)).slice(0, task.changed);
+      grades.forEach((handle, index) => handle.change((draft) => void (draft.score = regradedScore(index))));
+      await repo.flush();
+      const cpuAtOnline = cpuMs();
+      meter.mark();
+      await meter.setOnline(true);
+      changed = { ...(await reconnection(meter, lastBusy, cpuAtOnline)), docs: grades.length };
+    }
+    if (warm.every((figures) => figures.finished) && (changed?.finished ?? true) && task.upload > 0) {
       await meter.setOnline(false);
       const createStart = performance.now();
       const now = () => new Date().toISOString();
@@ -196,7 +215,7 @@ async function join(task: Extract<SyncStockTask, { task: "join" }>): Promise<Joi
   const peakRssMb = sampler.peakMb();
   await meter.close();
   await shutdown(repo);
-  return { cold, warm, upload, peakRssMb, timeOrigin: performance.timeOrigin, cpu: activity.samples() };
+  return { cold, warm, changed, upload, peakRssMb, timeOrigin: performance.timeOrigin, cpu: activity.samples() };
 }
 
 const task = readTask<SyncStockTask>();

@@ -315,6 +315,19 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     return Buffer.concat(chunks.map((c) => c.data!));
   }
 
+  /**
+   * The changes a peer at `heads` lacks, or null if the peer has changes this store lacks (then
+   * only an Automerge sync session can tell what each side needs). Undefined if not stored.
+   */
+  async changesFor(url: DocUrl, heads: A.Heads): Promise<Uint8Array | null | undefined> {
+    return this.#read(documentIdOf(url), (doc) => (A.hasHeads(doc, heads) ? A.saveSince(doc, heads) : null));
+  }
+
+  /** Whether the document holds every change up to `heads`. */
+  async holdsHeads(url: DocUrl, heads: A.Heads): Promise<boolean> {
+    return (await this.#read(documentIdOf(url), (doc) => A.hasHeads(doc, heads))) ?? false;
+  }
+
   /** Changes of a document since the given heads (all of it when none are given), for a peer. */
   async changesSince(url: DocUrl, heads: A.Heads = []): Promise<Uint8Array | undefined> {
     return this.#read(documentIdOf(url), (doc) => A.saveSince(doc, heads));

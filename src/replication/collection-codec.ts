@@ -15,8 +15,12 @@ import { OrdoError } from "../util/errors.js";
  * each lists its entries in the buckets that differ (both sides know which, from the two
  * digests), and only those are compared.
  *
+ * Then, for the documents both hold at different heads, each side lists its heads; each sends
+ * the other the changes it lacks, in a batch, instead of an Automerge sync session per document.
+ *
  * Digest:  [1][per bucket: 8 bytes, the XOR of its entries' hashes][u32 big-endian, its entry count].
  * Entries: [2][per entry: u8 id length][id, ASCII][8 bytes: the entry hash].
+ * Heads:   [3][per entry: u8 id length][id, ASCII][u8 head count][32 bytes per head].
  * Batch entry: [u8 id length][id, ASCII][u32 big-endian length][the document's bytes].
  */
 
@@ -26,6 +30,8 @@ export const BUCKETS = 64;
 const BUCKET_BYTES = HASH_BYTES + 4;
 const DIGEST = 1;
 const ENTRIES = 2;
+const HEADS = 3;
+const HEAD_BYTES = 32;
 
 export interface SummaryEntry {
   id: DocumentId;
@@ -33,7 +39,18 @@ export interface SummaryEntry {
   hash: string;
 }
 
-export type Summary = { kind: "digest"; digest: Uint8Array } | { kind: "entries"; entries: Map<DocumentId, string> };
+/** A document's heads as the store keys them: hex hashes, sorted, joined by commas. */
+export type HeadsKey = string;
+
+export type Summary =
+  | { kind: "digest"; digest: Uint8Array }
+  | { kind: "entries"; entries: Map<DocumentId, string> }
+  | { kind: "heads"; heads: Map<DocumentId, HeadsKey> };
+
+type SummaryToSend =
+  | { kind: "digest"; digest: Uint8Array }
+  | { kind: "entries"; entries: Iterable<SummaryEntry> }
+  | { kind: "heads"; heads: Iterable<{ id: DocumentId; heads: HeadsKey }> };
 
 /** A short, stable fingerprint of a document at its heads (hex): equal heads, equal hashes. */
 export function entryHash(id: DocumentId, heads: string): string {
@@ -67,8 +84,16 @@ export function differingBuckets(ours: Uint8Array, theirs: Uint8Array): Set<numb
   return out;
 }
 
-export function encodeSummary(summary: { kind: "digest"; digest: Uint8Array } | { kind: "entries"; entries: Iterable<SummaryEntry> }): Uint8Array {
+export function encodeSummary(summary: SummaryToSend): Uint8Array {
   if (summary.kind === "digest") return Buffer.concat([Buffer.from([DIGEST]), summary.digest]);
+  if (summary.kind === "heads") {
+    const parts: Buffer[] = [Buffer.from([HEADS])];
+    for (const { id, heads } of summary.heads) {
+      const hashes = heads === "" ? [] : heads.split(",");
+      parts.push(idBytes(id), Buffer.from([hashes.length]), ...hashes.map((hash) => Buffer.from(hash, "hex")));
+    }
+    return Buffer.concat(parts);
+  }
   const parts: Buffer[] = [Buffer.from([ENTRIES])];
   for (const { id, hash } of summary.entries) parts.push(idBytes(id), Buffer.from(hash, "hex"));
   return Buffer.concat(parts);
@@ -80,6 +105,16 @@ export function decodeSummary(data: Uint8Array): Summary {
   if (kind === DIGEST) {
     if (data.byteLength !== 1 + BUCKETS * BUCKET_BYTES) throw bad("a digest of the wrong size");
     return { kind: "digest", digest: data.subarray(1) };
+  }
+  if (kind === HEADS) {
+    const heads = new Map<DocumentId, HeadsKey>();
+    while (!reader.done) {
+      const id = reader.id("shape");
+      const count = reader.bytes(1)[0]!;
+      const hashes = Array.from({ length: count }, () => Buffer.from(reader.bytes(HEAD_BYTES)).toString("hex"));
+      heads.set(id, hashes.sort().join(","));
+    }
+    return { kind: "heads", heads };
   }
   if (kind !== ENTRIES) throw bad("an unknown summary");
   const entries = new Map<DocumentId, string>();

@@ -1,7 +1,6 @@
 import * as A from "@automerge/automerge";
-import { CATALOG_KIND } from "../crdt/catalog.js";
 import type { DocRecord } from "../crdt/doc-storage.js";
-import type { DocStore, WholeBatch } from "../crdt/doc-store.js";
+import type { DocStore } from "../crdt/doc-store.js";
 import { docUrlOf, documentIdOf, isVerifiedDocUrl, type DocUrl, type DocumentId } from "../crdt/ids.js";
 import { CloseCode } from "../net/close-codes.js";
 import type { DocMessage, PeerLink } from "../net/peer-link.js";
@@ -10,12 +9,7 @@ import type { Clock } from "../util/clock.js";
 import { OrdoError } from "../util/errors.js";
 import type { Logger } from "../util/logger.js";
 import { canRead, canWrite, type CoursesOf } from "./access-policy.js";
-import { bucketOf, decodeBatch, decodeSummary, differingBuckets, digestOf, encodeBatches, encodeSummary, entryHash } from "./collection-codec.js";
-
-/** Documents read from the store at once when sending a collection: bounds memory, keeps reads batched. */
-const DOCS_PER_READ = 200;
-/** Bytes of documents per `ordo-docs` frame, well under the link's frame cap. */
-const BATCH_BYTES = 1 << 20;
+import { CollectionSync } from "./collection-sync.js";
 
 export interface LinkSyncContext {
   store: DocStore;
@@ -89,18 +83,8 @@ export class LinkSync {
   /** The remote said it has made its first offers (Ordo peers only). */
   #remoteOffered = false;
   #lastSeen: number | null = null;
-  /** What this node held when the link opened (collection sync with an Ordo peer). */
-  #records: readonly DocRecord[] | null = null;
-  /** What this node holds that the Ordo peer may read: document id to its entry hash. */
-  #ownEntries: Map<DocumentId, string> | null = null;
-  #ownDigest: Uint8Array | null = null;
-  #remoteDigest: Uint8Array | null = null;
-  /** The buckets the two digests disagree on: only their documents are compared. */
-  #differing: Set<number> | null = null;
-  /** What the Ordo peer holds that we may read, in the differing buckets: document id to its entry hash. */
-  #remoteEntries: Map<DocumentId, string> | null = null;
-  /** Documents the peer sent whole that this store did not have, until their change is announced. */
-  readonly #receivedWhole = new Set<DocumentId>();
+  /** Collection sync, with an Ordo peer. */
+  readonly #collection: CollectionSync;
   /** The last message either way (or the link's opening). */
   #lastActivity: number;
   readonly #quietTimer: NodeJS.Timeout;
@@ -109,6 +93,22 @@ export class LinkSync {
   constructor(link: PeerLink, ctx: LinkSyncContext) {
     this.#link = link;
     this.#ctx = ctx;
+    this.#collection = new CollectionSync({
+      store: ctx.store,
+      remote: link.principal,
+      coursesOf: ctx.coursesOf,
+      closed: () => link.closed,
+      send: (message) => this.#send(message),
+      travels: (record) => this.#travels(record),
+      mayHold: (record) => this.#mayHold(record),
+      refuseWrite: (url) => this.#refuseWrite(url),
+      settled: (id) => this.#unsettled.delete(id),
+      offered: (count) => this.#offered(count),
+      syncDocument: (id) => {
+        this.#dirty.add(id);
+        this.#drainSoon();
+      },
+    });
     this.#lastActivity = ctx.clock().getTime();
     // Reports progress once the link has been still for QUIET_MS, so "in sync" is heard, not only polled.
     this.#quietTimer = setTimeout(() => ctx.onProgress(), QUIET_MS + 25);
@@ -117,7 +117,7 @@ export class LinkSync {
       this.#lastSeen = ctx.clock().getTime();
       this.#active();
       // Documents sent whole start loading in the store's worker now, while earlier ones are still being stored.
-      this.#enqueue(message.type === "ordo-docs" ? this.#prepareDocuments(message.data) : () => this.#receive(message));
+      this.#enqueue(message.type === "ordo-docs" ? this.#collection.prepareDocuments(message.data) : () => this.#receive(message));
     });
     link.once("close", () => clearTimeout(this.#quietTimer));
   }
@@ -148,16 +148,7 @@ export class LinkSync {
    */
   announce(records: readonly DocRecord[]): void {
     if (this.#speaksOrdo) {
-      this.#records = records;
-      this.#enqueue(async () => {
-        // Only what the peer may read is summed up or named, so a summary tells it nothing else.
-        const entries = new Map<DocumentId, string>();
-        for (const record of records) if (canRead(this.remote, record, this.#ctx.coursesOf)) entries.set(record.id, entryHash(record.id, record.heads));
-        this.#ownEntries = entries;
-        this.#ownDigest = digestOf([...entries].map(([id, hash]) => ({ id, hash })));
-        this.#send({ type: "ordo-summary", data: encodeSummary({ kind: "digest", digest: this.#ownDigest }) });
-        await this.#compareSummaries();
-      });
+      this.#enqueue(() => this.#collection.start(records));
       return;
     }
     let count = 0;
@@ -181,8 +172,8 @@ export class LinkSync {
 
   /** A document changed here: offer it to the peer if it may have it. */
   documentChanged(record: DocRecord): void {
-    // A document this peer just sent whole, into a store that had none of it: the peer has it all.
-    if (this.#receivedWhole.delete(record.id)) return;
+    // A document this peer just sent, which made ours what the peer holds: nothing to offer back.
+    if (this.#collection.peerHolds(record)) return;
     if (this.#link.closed || !this.#travels(record)) return;
     this.#dirty.add(record.id);
     this.#drainSoon();
@@ -284,17 +275,12 @@ export class LinkSync {
     if (message.type === "ordo-offered") {
       // Every offer before this one has been handled: the link is in its steady state.
       this.#remoteOffered = true;
+      await this.#collection.peerOffered();
       this.#ctx.onProgress();
       return;
     }
     if (message.type === "ordo-summary") {
-      const summary = decodeSummary(message.data);
-      if (summary.kind === "digest" ? this.#remoteDigest : this.#remoteEntries || !this.#remoteDigest) {
-        return this.#link.close(CloseCode.malformedMessage, "a summary out of turn");
-      }
-      if (summary.kind === "digest") this.#remoteDigest = summary.digest;
-      else this.#remoteEntries = summary.entries;
-      await this.#compareSummaries();
+      if (!(await this.#collection.receiveSummary(message.data))) this.#link.close(CloseCode.malformedMessage, "a summary out of turn");
       return;
     }
     const url = `automerge:${message.documentId}`;
@@ -338,50 +324,8 @@ export class LinkSync {
     await this.#sendSync(url, true);
   }
 
-  /**
-   * Collection sync, once both summaries are known: every document that travels to the peer
-   * and that it lacks goes whole, many to a frame; one whose heads differ gets an Automerge
-   * sync session; one with equal heads costs nothing. So a reconnection with nothing new is
-   * one exchange of summaries, whatever the number of documents. Then `ordo-offered`.
-   */
-  /**
-   * Moves collection sync on once both digests are known: equal, it is over; otherwise each
-   * side lists its entries in the buckets that differ, and once the peer's list is in, the
-   * documents are reconciled.
-   */
-  async #compareSummaries(): Promise<void> {
-    if (!this.#ownDigest || !this.#remoteDigest || !this.#records) return;
-    if (!this.#differing) {
-      this.#differing = differingBuckets(this.#ownDigest, this.#remoteDigest);
-      if (this.#differing.size > 0) {
-        const entries = [...this.#ownEntries!].filter(([id]) => this.#differing!.has(bucketOf(id))).map(([id, hash]) => ({ id, hash }));
-        this.#send({ type: "ordo-summary", data: encodeSummary({ kind: "entries", entries }) });
-      }
-    }
-    if (this.#differing.size === 0 || this.#remoteEntries) await this.#reconcileCollection(this.#remoteEntries ?? new Map());
-  }
-
-  async #reconcileCollection(theirs: ReadonlyMap<DocumentId, string>): Promise<void> {
-    const missing: DocRecord[] = [];
-    let count = 0;
-    for (const record of this.#records!) {
-      if (!this.#travels(record)) continue;
-      count++;
-      if (!this.#differing!.has(bucketOf(record.id))) continue;
-      const hash = theirs.get(record.id);
-      if (hash === undefined) missing.push(record);
-      else if (hash !== this.#ownEntries!.get(record.id)) this.#dirty.add(record.id);
-    }
-    this.#records = null;
-    this.#ownEntries = null;
-    // Catalog partitions first: a peer that already holds them finds every later document listed, with nothing to add.
-    missing.sort((a, b) => Number(b.kind === CATALOG_KIND) - Number(a.kind === CATALOG_KIND));
-    for (let start = 0; start < missing.length; start += DOCS_PER_READ) {
-      const read = await Promise.all(missing.slice(start, start + DOCS_PER_READ).map(async (record) => ({ id: record.id, data: await this.#ctx.store.exportStored(docUrlOf(record.id)) })));
-      if (this.#link.closed) return;
-      const present = read.filter((doc): doc is { id: DocumentId; data: Uint8Array } => doc.data !== undefined);
-      for (const data of encodeBatches(present, BATCH_BYTES)) this.#send({ type: "ordo-docs", data });
-    }
+  /** Collection sync has offered the peer everything: say so, once what it queued is sent. */
+  #offered(count: number): void {
     this.#drainSoon();
     this.#enqueue(async () => {
       this.#announced = true;
@@ -389,44 +333,6 @@ export class LinkSync {
       this.#ctx.onProgress();
     });
   }
-
-  /**
-   * Whole documents from an Ordo peer, judged one by one as sync messages are: changes to a
-   * document the peer may not write close the link, and what this node's user may not read is
-   * never stored. They are stored together, so the store commits them in one transaction.
-   */
-  #prepareDocuments(data: Uint8Array): () => Promise<void> {
-    let batch: WholeBatch;
-    try {
-      batch = this.#ctx.store.prepareWhole(decodeBatch(data).map(({ id, data: bytes }) => ({ url: docUrlOf(id), data: bytes })));
-    } catch (error) {
-      // Refused in turn, after what came before it.
-      return () => Promise.reject(error);
-    }
-    return () => this.#receiveDocuments(batch);
-  }
-
-  async #receiveDocuments(batch: WholeBatch): Promise<void> {
-    if (this.#link.closed) return;
-    const { store, coursesOf } = this.#ctx;
-    let forbidden: DocUrl | null = null;
-    const outcomes = await store.receiveWhole(batch, (next, previous) => {
-      if ((previous && !canWrite(this.remote, previous, coursesOf)) || !canWrite(this.remote, next, coursesOf)) forbidden ??= docUrlOf(next.id);
-      else if (this.#mayHold(next)) {
-        // New here: once stored it is exactly what the peer has, so it is not offered back.
-        if (!previous) this.#receivedWhole.add(next.id);
-        return true;
-      }
-      return false;
-    });
-    outcomes.forEach((outcome, i) => {
-      const id = documentIdOf(batch.items[i]!.url);
-      if (outcome.status !== "refused") this.#unsettled.delete(id);
-      if (outcome.status === "refused" || outcome.status === "unchanged") this.#receivedWhole.delete(id);
-    });
-    if (forbidden) this.#refuseWrite(forbidden);
-  }
-
 
   /**
    * Answers a sync message about a document the peer may not read exactly as for one this

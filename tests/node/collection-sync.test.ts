@@ -5,6 +5,7 @@ import type { PeerStatus } from "../../src/replication/replicator.js";
 import { TestClassroom, eventually } from "../../src/testing/classroom.js";
 import { demoUser } from "../../src/testing/principals.js";
 import { tcpProxy, type TcpProxy } from "../../src/testing/tcp-proxy.js";
+import { decodeBatch, decodeSummary } from "../../src/replication/collection-codec.js";
 import { changesCarried, serverMessages } from "../../src/testing/ws-capture.js";
 import type { ClientOrServerMessage } from "../../src/net/wire.js";
 
@@ -74,7 +75,7 @@ describe("collection sync between Ordo nodes", () => {
     await expectConverged(relay, node);
   });
 
-  it("reconnects after changes on both sides with a sync session for the changed documents only", async () => {
+  it("reconnects after changes on both sides with the changes in a collection frame, and no sync session", async () => {
     const { relay, node, proxy, cut } = await setup();
     await eventually(inSync(node), "the first sync");
     const first = proxy.received().length;
@@ -86,8 +87,30 @@ describe("collection sync between Ordo nodes", () => {
     await eventually(async () => (await heads(node)).get(theirs.id) === (await heads(relay)).get(theirs.id), "the relay's change on the node");
     await eventually(async () => (await heads(node)).get(mine.id) === (await heads(relay)).get(mine.id), "the node's change on the relay");
     const second = docMessages(serverMessages(proxy.received().subarray(first)));
-    const named = new Set(second.flatMap((m) => ("documentId" in m && m.documentId ? [m.documentId] : [])));
-    expect([...named].sort()).toEqual([mine.id, theirs.id].sort());
+    expect(second.filter((m) => m.type === "sync" || m.type === "request")).toEqual([]);
+    // The relay listed its heads for both documents, and sent its change to the one it changed.
+    const listed = second.flatMap((m) => (m.type === "ordo-summary" ? [decodeSummary(m.data)] : [])).flatMap((s) => (s.kind === "heads" ? [...s.heads.keys()] : []));
+    expect(listed.sort()).toEqual([mine.id, theirs.id].sort());
+    expect(second.flatMap((m) => (m.type === "ordo-docs" ? decodeBatch(m.data).map((d) => d.id) : []))).toEqual([theirs.id]);
+    await expectConverged(relay, node);
+  });
+
+  it("reconnects after changes to one document on both sides with a sync session for that document only", async () => {
+    const { relay, node, proxy, cut } = await setup();
+    await eventually(inSync(node), "the first sync");
+    const first = proxy.received().length;
+    await cut();
+    const page = (await relay.engine.docs.records({ kind: "page" }))[0]!;
+    const url = `automerge:${page.id}` as never;
+    await node.engine.docs.change<"page">(url, (draft) => void (draft.title = "Retitled on the node"));
+    await relay.engine.docs.change<"page">(url, (draft) => void (draft.body = "Rewritten on the relay"));
+    await eventually(inSync(node), "in sync again");
+    await eventually(async () => (await heads(node)).get(page.id) === (await heads(relay)).get(page.id), "both changes on both sides");
+    const entity = await node.engine.docs.find<"page">(url);
+    expect([entity?.title, entity?.body]).toEqual(["Retitled on the node", "Rewritten on the relay"]);
+    const second = docMessages(serverMessages(proxy.received().subarray(first)));
+    const sessions = new Set(second.flatMap((m) => (m.type === "sync" ? [m.documentId] : [])));
+    expect([...sessions]).toEqual([page.id]);
     await expectConverged(relay, node);
   });
 
