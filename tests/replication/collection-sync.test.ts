@@ -21,12 +21,15 @@ async function node(identity: Principal, seed = false) {
 }
 
 const ID: DocumentId = documentIdOf(newDocUrl());
+const ID2: DocumentId = documentIdOf(newDocUrl());
 
 describe("the collection payloads", () => {
   it("round-trip summaries and batches, splitting batches by size", () => {
     const entries = [{ id: ID, hash: entryHash(ID, "abc") }];
     expect(decodeSummary(encodeSummary({ kind: "entries", entries }))).toEqual({ kind: "entries", entries: new Map([[ID, entryHash(ID, "abc")]]) });
     expect(entryHash(ID, "abc")).not.toBe(entryHash(ID, "abd"));
+    const heads = "a".repeat(64) + "," + "b".repeat(64);
+    expect(decodeSummary(encodeSummary({ kind: "heads", heads: [{ id: ID, heads }, { id: ID2, heads: "" }] }))).toEqual({ kind: "heads", heads: new Map([[ID, heads], [ID2, ""]]) });
     const digest = digestOf(entries);
     expect(decodeSummary(encodeSummary({ kind: "digest", digest }))).toEqual({ kind: "digest", digest });
     const docs = [1, 2, 3].map((n) => ({ id: ID, data: new Uint8Array(600).fill(n) }));
