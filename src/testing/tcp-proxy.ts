@@ -6,6 +6,9 @@ export interface TcpProxy {
   received(): Buffer;
   /** Drops every connection through the proxy, as a network that goes away would. */
   cut(): void;
+  /** Refuses (drops at once) new connections until `online` is called: the network stays away. */
+  offline(): void;
+  online(): void;
   close(): void;
 }
 
@@ -13,7 +16,12 @@ export interface TcpProxy {
 export async function tcpProxy(upstreamPort: number): Promise<TcpProxy> {
   const chunks: Buffer[] = [];
   const sockets = new Set<Socket>();
+  let refusing = false;
   const server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(upstreamPort, "127.0.0.1");
     for (const socket of [client, upstream]) {
       sockets.add(socket);
@@ -34,6 +42,12 @@ export async function tcpProxy(upstreamPort: number): Promise<TcpProxy> {
     received: () => Buffer.concat(chunks),
     cut: () => {
       for (const socket of sockets) socket.destroy();
+    },
+    offline: () => {
+      refusing = true;
+    },
+    online: () => {
+      refusing = false;
     },
     close: () => server.close(),
   };
