@@ -11,6 +11,7 @@ import type { LinkLimits } from "../net/limits.js";
 import type { PeerLink } from "../net/peer-link.js";
 import { PeerDialer } from "../net/peer-dialer.js";
 import { SyncServer } from "../net/sync-server.js";
+import { COLLECTION_METADATA } from "../replication/collection-sync.js";
 import { Replicator, type PeerStatus } from "../replication/replicator.js";
 import { silentLogger, type Logger } from "../util/logger.js";
 import { ConnectorService, type ConnectorServiceOptions } from "./connector-service.js";
@@ -241,6 +242,8 @@ export class SyncNode {
       limits: this.options.limits,
       logger: this.logger,
       onLink: (link: PeerLink) => this.#adopt(link),
+      // Which collection sync this node speaks: a peer of another version falls back to per-document sync.
+      metadata: () => COLLECTION_METADATA,
     };
   }
 

@@ -17,6 +17,18 @@ import {
   type HeadsKey,
 } from "./collection-codec.js";
 
+/**
+ * The version of collection sync this node speaks, announced in the join's metadata
+ * (`ordoCollection`). Ordo peers that announce another version, or none, get per-document sync.
+ */
+export const COLLECTION_SYNC_VERSION = 2;
+export const COLLECTION_METADATA = { ordoCollection: COLLECTION_SYNC_VERSION } as const;
+
+/** Whether a peer's join metadata says it speaks this node's collection sync. */
+export function speaksCollectionSync(remoteMetadata: Readonly<Record<string, unknown>>): boolean {
+  return remoteMetadata["ordoCollection"] === COLLECTION_SYNC_VERSION;
+}
+
 /** Documents read from the store at once when sending a collection: bounds memory, keeps reads batched. */
 const DOCS_PER_READ = 200;
 /** Bytes of documents per `ordo-docs` frame, well under the link's frame cap. */

@@ -9,7 +9,7 @@ import type { Clock } from "../util/clock.js";
 import { OrdoError } from "../util/errors.js";
 import type { Logger } from "../util/logger.js";
 import { canRead, canWrite, type CoursesOf } from "./access-policy.js";
-import { CollectionSync } from "./collection-sync.js";
+import { CollectionSync, speaksCollectionSync } from "./collection-sync.js";
 
 export interface LinkSyncContext {
   store: DocStore;
@@ -147,7 +147,7 @@ export class LinkSync {
    * gets one Automerge sync session per document.
    */
   announce(records: readonly DocRecord[]): void {
-    if (this.#speaksOrdo) {
+    if (this.#speaksOrdo && speaksCollectionSync(this.#link.remoteMetadata)) {
       this.#enqueue(() => this.#collection.start(records));
       return;
     }

@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { DocMessage, LinkStats, PeerLink, PeerLinkEvents } from "../net/peer-link.js";
 import type { Principal } from "../net/principal.js";
+import { COLLECTION_METADATA } from "../replication/collection-sync.js";
 
 let nextId = 1;
 
@@ -22,12 +23,11 @@ class MemoryLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
     readonly remotePeerId: string,
     readonly principal: Principal,
     readonly faults: LinkFaults,
+    /** What the other end announced when it joined. */
+    readonly remoteMetadata: Readonly<Record<string, unknown>>,
   ) {
     super();
   }
-
-  // Both ends are Ordo peers.
-  readonly remoteMetadata = { ordoSeq: true };
 
   get closed(): boolean {
     return this.#closed;
@@ -65,13 +65,16 @@ class MemoryLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
  * side's principal, as an authenticated transport would. For tests of the sync logic only:
  * tests of the wire use real WebSockets.
  */
+/** What an Ordo node of this version announces when it joins. */
+const ORDO_METADATA = { ordoSeq: true, ...COLLECTION_METADATA };
+
 export function memoryLinkPair(
-  a: { peerId: string; principal: Principal },
-  b: { peerId: string; principal: Principal },
+  a: { peerId: string; principal: Principal; metadata?: Record<string, unknown> },
+  b: { peerId: string; principal: Principal; metadata?: Record<string, unknown> },
   faults: LinkFaults = {},
 ): { atA: PeerLink; atB: PeerLink } {
-  const atA = new MemoryLink("outbound", a.peerId, b.peerId, b.principal, faults);
-  const atB = new MemoryLink("inbound", b.peerId, a.peerId, a.principal, faults);
+  const atA = new MemoryLink("outbound", a.peerId, b.peerId, b.principal, faults, b.metadata ?? ORDO_METADATA);
+  const atB = new MemoryLink("inbound", b.peerId, a.peerId, a.principal, faults, a.metadata ?? ORDO_METADATA);
   atA.other = atB;
   atB.other = atA;
   return { atA, atB };

@@ -108,6 +108,23 @@ describe("collection sync over a link", () => {
     expect((await teacher.engine.docs.record(url))!.heads).toBe(before);
   });
 
+  it("syncs document by document with an Ordo peer that speaks another version of collection sync", async () => {
+    const teacher = await node(nodePrincipal("teacher-node"), true);
+    const other = await node(nodePrincipal("other-node"));
+    const older = { ordoSeq: true, ordoCollection: 1 };
+    const { atA, atB } = memoryLinkPair({ peerId: "other", principal: other.replicator.identity, metadata: older }, { peerId: "teacher", principal: teacher.replicator.identity, metadata: older });
+    const heard: DocMessage[] = [];
+    atA.on("message", (message) => heard.push(message));
+    other.replicator.addLink(atA);
+    teacher.replicator.addLink(atB);
+    const headsOf = async (n: typeof teacher) => new Map((await n.engine.docs.records()).map((r) => [r.id, r.heads]));
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && JSON.stringify([...(await headsOf(other))].sort()) !== JSON.stringify([...(await headsOf(teacher))].sort())) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect([...(await headsOf(other))].sort()).toEqual([...(await headsOf(teacher))].sort());
+    expect(heard.filter((m) => m.type === "ordo-summary" || m.type === "ordo-docs")).toEqual([]);
+    expect(heard.filter((m) => m.type === "sync").length).toBeGreaterThan(10);
+  });
+
   it("closes the link of a peer that sends an unreadable batch, and nothing else", async () => {
     const teacher = await node(nodePrincipal("teacher-node"), true);
     const { atA, atB } = memoryLinkPair({ peerId: "other", principal: nodePrincipal("other-node") }, { peerId: "teacher", principal: teacher.replicator.identity });
