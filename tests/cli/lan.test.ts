@@ -60,8 +60,12 @@ describe("two `ordo serve` processes on one LAN", () => {
       const published = JSON.parse(ordo(["query", "--data", student.dir, "--json", "select count(*) as n from assignments"])) as Array<{ n: number }>;
       return published[0]?.n === 9;
     }, "the published assignments in the student's projection", 45_000);
-    const status = JSON.parse(ordo(["status", "--data", student.dir, "--json"])) as { node: { peers: Array<{ role: string; connected: boolean }> } };
-    expect(status.node.peers.filter((peer) => peer.connected).map((peer) => peer.role)).toEqual(["node"]);
+    // A script waits for "in sync" in `ordo status --json` rather than polling tables.
+    type Status = { node: { inSync: boolean; peers: Array<{ role: string; connected: boolean; inSync: boolean; pendingOut: number; pendingIn: number }> } };
+    const status = () => JSON.parse(ordo(["status", "--data", student.dir, "--json"])) as Status;
+    await eventually(() => status().node.inSync, "the student's node in sync", 45_000);
+    const peers = status().node.peers.filter((peer) => peer.connected);
+    expect(peers.map(({ role, inSync, pendingOut, pendingIn }) => ({ role, inSync, pendingOut, pendingIn }))).toEqual([{ role: "node", inSync: true, pendingOut: 0, pendingIn: 0 }]);
     const own = JSON.parse(ordo(["query", "--data", student.dir, "--json", `select count(*) as n from submissions where student_url = '${demoUser("student", 0)}'`])) as Array<{ n: number }>;
     expect(own[0]!.n).toBe(10);
     // Nothing of another student's.
