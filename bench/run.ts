@@ -7,6 +7,7 @@ import { fmt, killRunningChildren, log, machineLines, median, perSecond, printTa
 import type { CanvasPullReport, CanvasPullTask, PullFigures, RequestCounts } from "./canvas-pull-child.js";
 import type { OursTask } from "./ours-child.js";
 import type { StockTask } from "./stock-child.js";
+import { FANOUT_MARKERS, measureFanout, renderFanoutSection, type FanoutMeasurement } from "./fanout-section.js";
 import { measureSync, renderSyncSection, SYNC_MARKERS, type SyncMeasurement } from "./sync-section.js";
 
 /**
@@ -24,13 +25,15 @@ import { measureSync, renderSyncSection, SYNC_MARKERS, type SyncMeasurement } fr
  * for the engine sections) and replaces only that section of the report, keeping the other
  * figures already there. BENCH_ONLY=sync does the same for the replication section (about 10
  * minutes, most of it stock): a fresh node joining a relay that holds a course, reconnecting,
- * and uploading, against stock automerge-repo client and server.
+ * and uploading, against stock automerge-repo client and server. BENCH_ONLY=fanout does the same
+ * for the fan-out section (bench/fanout-section.ts, under two minutes): one teacher change reaching
+ * 30 students' nodes on a LAN, against a stock server relaying to 30 stock clients.
  */
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, "..");
 const QUICK = process.env.BENCH_QUICK === "1";
-const SECTIONS = ["canvas-pull", "sync"] as const;
+const SECTIONS = ["canvas-pull", "sync", "fanout"] as const;
 const ONLY = process.env.BENCH_ONLY as (typeof SECTIONS)[number] | undefined;
 if (ONLY !== undefined && !SECTIONS.includes(ONLY)) throw new Error(`BENCH_ONLY must be one of: ${SECTIONS.join(", ")}`);
 
@@ -132,6 +135,7 @@ async function main(): Promise<void> {
 
   const canvasRows: Row[] = [];
   let sync: SyncMeasurement | undefined;
+  let fanout: FanoutMeasurement | undefined;
   try {
     if (ONLY === undefined) {
       // ---- 1. create and store -------------------------------------------------------------
@@ -357,6 +361,9 @@ async function main(): Promise<void> {
 
     // ---- 6. replication: cold sync, warm reconnect, upload -----------------------------------
     if (ONLY === undefined || ONLY === "sync") sync = await measureSync(QUICK, p);
+
+    // ---- fan-out: one teacher change to a class on a LAN -----------------------------------
+    if (ONLY === undefined || ONLY === "fanout") fanout = await measureFanout(QUICK, p);
   } finally {
     cleanUp();
   }
@@ -365,10 +372,12 @@ async function main(): Promise<void> {
   if (rows.length > 0) printTable(rows, "stock");
   if (canvasRows.length > 0) printTable(canvasRows, "reference");
   if (sync) printTable(sync.rows, "stock");
+  if (fanout) printTable(fanout.rows, "stock");
   log(`whole run: ${fmt(totalS)} s`);
   const run = { startedAt, loadAtStart, totalS, code };
   const canvasSection = renderCanvasSection(canvasRows, run);
   const syncSection = sync ? renderSyncSection(sync, run) : "";
+  const fanoutSection = fanout ? renderFanoutSection(fanout, run) : "";
   const out = QUICK ? join(BENCH_DIR, ".work", "BENCHMARKS.quick.md") : join(ROOT, "BENCHMARKS.md");
   // Run alone, a section replaces its old self and leaves the other figures as they were.
   const existing = () => (existsSync(out) ? readFileSync(out, "utf8") : "# Benchmarks\n");
@@ -377,7 +386,9 @@ async function main(): Promise<void> {
       ? spliceSection(existing(), CANVAS_MARKERS, canvasSection, "## Methodology")
       : ONLY === "sync"
         ? spliceSection(existing(), SYNC_MARKERS, syncSection, "## Methodology")
-        : renderMarkdown(rows, run, canvasSection, syncSection);
+        : ONLY === "fanout"
+          ? spliceSection(existing(), FANOUT_MARKERS, fanoutSection, "## Methodology")
+          : renderMarkdown(rows, run, canvasSection, syncSection, fanoutSection);
   writeFileSync(out, markdown);
   log(`wrote ${out}`);
 }
@@ -522,7 +533,7 @@ ${notes.length > 0 ? `\n${notes.join("\n")}\n` : ""}${CANVAS_MARKERS.end}
 `;
 }
 
-function renderMarkdown(rows: Row[], run: RunInfo, canvasSection: string, syncSection: string): string {
+function renderMarkdown(rows: Row[], run: RunInfo, canvasSection: string, syncSection: string, fanoutSection: string): string {
   const table = [
     "| Figure | Ours | Stock automerge-repo | Ratio (ours better by) | Target | Met |",
     "| --- | --- | --- | --- | --- | --- |",
@@ -551,6 +562,7 @@ ${notes.join("\n")}
 
 ${canvasSection}
 ${syncSection}
+${fanoutSection}
 ## Methodology
 
 - **Same documents.** \`bench/lms-corpus.ts\` generates whole classes deterministically: a course,
