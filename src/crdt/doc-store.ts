@@ -456,18 +456,34 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
    * document would have and may refuse it: then nothing is stored or announced and the
    * sync state stays as it was. Bytes Automerge cannot read are refused with an error.
    */
-  async receiveSyncMessage(url: DocUrl, state: A.SyncState, message: Uint8Array, admit: AdmitChanges = () => true): Promise<SyncReceipt> {
+  async receiveSyncMessage(url: DocUrl, state: A.SyncState, message: Uint8Array, admit: AdmitChanges = () => true, carriesChanges = true): Promise<SyncReceipt> {
     this.#assertOpen();
     const id = documentIdOf(url);
     let receipt: SyncReceipt = { state, status: "unchanged" };
     // The live copy an admitted change replaces; freed once the new state is staged.
     let replaced: A.Doc<unknown> | undefined;
     const stored = await this.#storage.record(id);
+    // What `admit` judged is what gets stored: describing a document twice costs as much as loading it.
+    const staging: MutateOptions = { stored };
     let record: DocRecord | null;
     try {
-      record = await this.#mutate(id, "remote", {}, (live) => {
+      record = await this.#mutate(id, "remote", staging, (live) => {
         const base = live?.doc ?? A.init();
         const previous = this.#knownRecord(id) ?? stored;
+        if (!carriesChanges) {
+          // Heads and bloom filters only: nothing to judge, and nothing to try on a copy.
+          let next: A.Doc<unknown>;
+          try {
+            [next, receipt.state] = A.receiveSyncMessage(base, state, message);
+          } catch (cause) {
+            if (live) this.#cache.delete(id);
+            else A.free(base);
+            throw new OrdoError("ORDO_BAD_CHANGES", `a sync message for ${url} could not be read`, { cause });
+          }
+          if (live) this.#cache.set(id, { ...live, doc: next });
+          else A.free(next);
+          return null;
+        }
         // Changes are tried on a copy, so a refused message leaves the live document untouched.
         const candidate = A.clone(base);
         const discard = (doc: A.Doc<unknown>) => {
@@ -506,6 +522,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
         }
         if (A.getMissingDeps(next, []).length === 0) this.#queuedAdmits.delete(id);
         replaced = base;
+        staging.described = described;
         return next;
       });
     } finally {

@@ -307,11 +307,17 @@ export class LinkSync {
       return;
     }
     let refused: "write" | "read" | null = null;
-    const receipt = await store.receiveSyncMessage(url, this.#stateFor(id, record), message.data, (next, previous) => {
-      if ((previous && !canWrite(this.remote, previous, coursesOf)) || !canWrite(this.remote, next, coursesOf)) refused = "write";
-      else if (!this.#mayHold(next)) refused = "read";
-      return refused === null;
-    });
+    const receipt = await store.receiveSyncMessage(
+      url,
+      this.#stateFor(id, record),
+      message.data,
+      (next, previous) => {
+        if ((previous && !canWrite(this.remote, previous, coursesOf)) || !canWrite(this.remote, next, coursesOf)) refused = "write";
+        else if (!this.#mayHold(next)) refused = "read";
+        return refused === null;
+      },
+      carriesChanges,
+    );
     if (refused === "write") return this.#refuseWrite(url);
     if (refused === "read") {
       // Not for this node's user: it is never stored, even in transit.
