@@ -66,6 +66,8 @@ export interface DocChange {
   url: DocUrl;
   kind: string;
   heads: string;
+  /** The heads before this change, or null for a document new here: a peer at those heads lacks exactly this change. */
+  previousHeads: string | null;
   origin: "local" | "remote";
   deleted: boolean;
 }
@@ -316,11 +318,12 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   /**
-   * The changes a peer at `heads` lacks, or null if the peer has changes this store lacks (then
-   * only an Automerge sync session can tell what each side needs). Undefined if not stored.
+   * The changes a peer at `heads` lacks and the heads it will be at with them, or null if the
+   * peer has changes this store lacks (then only an Automerge sync session can tell what each
+   * side needs). Undefined if not stored.
    */
-  async changesFor(url: DocUrl, heads: A.Heads): Promise<Uint8Array | null | undefined> {
-    return this.#read(documentIdOf(url), (doc) => (A.hasHeads(doc, heads) ? A.saveSince(doc, heads) : null));
+  async changesFor(url: DocUrl, heads: A.Heads): Promise<{ data: Uint8Array; heads: string } | null | undefined> {
+    return this.#read(documentIdOf(url), (doc) => (A.hasHeads(doc, heads) ? { data: A.saveSince(doc, heads), heads: headsKey(doc) } : null));
   }
 
   /** Whether the document holds every change up to `heads`. */
@@ -588,7 +591,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     this.#writes.pending.save.push({ key: snapshotKey(id, described.heads), data });
     this.#writes.pending.records.set(id, record);
     if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, undefined);
-    this.#announce(record, "remote");
+    this.#announce(record, "remote", null);
     await this.#writes.schedule();
     return { status: record.status === "invalid" ? "quarantined" : "applied", heads: record.heads };
   }
@@ -653,7 +656,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     if (!record || record.heads === heads || this.#cache.peek(id)?.doc !== doc) return;
     const next = this.#describe(id, doc, record);
     this.#writes.pending.records.set(id, next);
-    this.#announce(next, "local");
+    this.#announce(next, "local", record.heads);
     void this.#writes.schedule().catch(() => undefined);
   }
 
@@ -670,9 +673,10 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       const next = compute(current);
       if (!next) return null;
       // A new document loaded from a peer's bytes is stored as those bytes: no second save.
+      const before = current ? headsKey(current.doc) : null;
       const { record, previous } = this.#stage(id, current, next, stored, current ? undefined : options.saved, options.described);
       if (record.status === "ok" && record.kind !== CATALOG_KIND) this.#placeInCatalog(id, record, previous);
-      this.#announce(record, origin);
+      this.#announce(record, origin, before ?? previous?.heads ?? null);
       return record;
     });
     if (!staged) return null;
@@ -683,11 +687,11 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   }
 
   /** Queues the events of a staged record: they are emitted when its batch commits, never before. */
-  #announce(record: DocRecord, origin: DocChange["origin"]): void {
+  #announce(record: DocRecord, origin: DocChange["origin"], previousHeads: string | null): void {
     const url = docUrlOf(record.id);
     this.#writes.pending.notify.push(() => {
       if (record.status === "invalid") this.emit("doc-invalid", { url, errors: (record.problem ?? "").split("; ") });
-      this.emit("doc-changed", { url, kind: record.kind, heads: record.heads, origin, deleted: record.deleted });
+      this.emit("doc-changed", { url, kind: record.kind, heads: record.heads, previousHeads, origin, deleted: record.deleted });
     });
   }
 
@@ -790,7 +794,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
           if (current) this.#cache.set(id, { ...current, doc: next });
           return;
         }
-        this.#announce(this.#stage(id, current, next, stored).record, "local");
+        this.#announce(this.#stage(id, current, next, stored).record, "local", current ? before : null);
       });
     }
   }

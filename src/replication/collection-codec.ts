@@ -21,7 +21,8 @@ import { OrdoError } from "../util/errors.js";
  * Digest:  [1][per bucket: 8 bytes, the XOR of its entries' hashes][u32 big-endian, its entry count].
  * Entries: [2][per entry: u8 id length][id, ASCII][8 bytes: the entry hash].
  * Heads:   [3][per entry: u8 id length][id, ASCII][u8 head count][32 bytes per head].
- * Batch entry: [u8 id length][id, ASCII][u32 big-endian length][the document's bytes].
+ * Batch entry: [u8 id length][id, ASCII][u8 head count][32 bytes per head][u32 big-endian length][the document's bytes].
+ * The heads are the sender's once the bytes are applied: a receiver that ends there holds what the sender holds.
  */
 
 const HASH_BYTES = 8;
@@ -88,10 +89,7 @@ export function encodeSummary(summary: SummaryToSend): Uint8Array {
   if (summary.kind === "digest") return Buffer.concat([Buffer.from([DIGEST]), summary.digest]);
   if (summary.kind === "heads") {
     const parts: Buffer[] = [Buffer.from([HEADS])];
-    for (const { id, heads } of summary.heads) {
-      const hashes = heads === "" ? [] : heads.split(",");
-      parts.push(idBytes(id), Buffer.from([hashes.length]), ...hashes.map((hash) => Buffer.from(hash, "hex")));
-    }
+    for (const { id, heads } of summary.heads) parts.push(idBytes(id), headsBytes(heads));
     return Buffer.concat(parts);
   }
   const parts: Buffer[] = [Buffer.from([ENTRIES])];
@@ -108,12 +106,7 @@ export function decodeSummary(data: Uint8Array): Summary {
   }
   if (kind === HEADS) {
     const heads = new Map<DocumentId, HeadsKey>();
-    while (!reader.done) {
-      const id = reader.id("shape");
-      const count = reader.bytes(1)[0]!;
-      const hashes = Array.from({ length: count }, () => Buffer.from(reader.bytes(HEAD_BYTES)).toString("hex"));
-      heads.set(id, hashes.sort().join(","));
-    }
+    while (!reader.done) heads.set(reader.id("shape"), reader.heads());
     return { kind: "heads", heads };
   }
   if (kind !== ENTRIES) throw bad("an unknown summary");
@@ -125,15 +118,22 @@ export function decodeSummary(data: Uint8Array): Summary {
   return { kind: "entries", entries };
 }
 
+/** A document or changes to one in a batch, with the heads the sender holds it at once they are applied. */
+export interface BatchEntry {
+  id: DocumentId;
+  heads: HeadsKey;
+  data: Uint8Array;
+}
+
 /** Splits documents into batches of about `maxBytes` each (a document larger than that travels alone). */
-export function encodeBatches(documents: Iterable<{ id: DocumentId; data: Uint8Array }>, maxBytes: number): Uint8Array[] {
+export function encodeBatches(documents: Iterable<BatchEntry>, maxBytes: number): Uint8Array[] {
   const batches: Uint8Array[] = [];
   let parts: Buffer[] = [];
   let size = 0;
-  for (const { id, data } of documents) {
+  for (const { id, heads, data } of documents) {
     const length = Buffer.alloc(4);
     length.writeUInt32BE(data.byteLength);
-    const entry = [idBytes(id), length, Buffer.from(data.buffer, data.byteOffset, data.byteLength)];
+    const entry = [idBytes(id), headsBytes(heads), length, Buffer.from(data.buffer, data.byteOffset, data.byteLength)];
     const entrySize = entry.reduce((n, b) => n + b.byteLength, 0);
     if (size > 0 && size + entrySize > maxBytes) {
       batches.push(Buffer.concat(parts));
@@ -147,16 +147,23 @@ export function encodeBatches(documents: Iterable<{ id: DocumentId; data: Uint8A
   return batches;
 }
 
-export function decodeBatch(data: Uint8Array): Array<{ id: DocumentId; data: Uint8Array }> {
-  const out: Array<{ id: DocumentId; data: Uint8Array }> = [];
+export function decodeBatch(data: Uint8Array): BatchEntry[] {
+  const out: BatchEntry[] = [];
   const reader = new Reader(data);
   while (!reader.done) {
     const id = reader.id();
+    const heads = reader.heads();
     const length = reader.u32();
     if (length === 0) throw bad("an empty document");
-    out.push({ id, data: reader.bytes(length) });
+    out.push({ id, heads, data: reader.bytes(length) });
   }
   return out;
+}
+
+/** [u8 head count][32 bytes per head] */
+function headsBytes(heads: HeadsKey): Buffer {
+  const hashes = heads === "" ? [] : heads.split(",");
+  return Buffer.concat([Buffer.from([hashes.length]), ...hashes.map((hash) => Buffer.from(hash, "hex"))]);
 }
 
 function idBytes(id: DocumentId): Buffer {
@@ -182,6 +189,13 @@ class Reader {
     const out = this.data.subarray(this.#offset, this.#offset + n);
     this.#offset += n;
     return out;
+  }
+
+  heads(): HeadsKey {
+    const count = this.bytes(1)[0]!;
+    return Array.from({ length: count }, () => Buffer.from(this.bytes(HEAD_BYTES)).toString("hex"))
+      .sort()
+      .join(",");
   }
 
   u32(): number {

@@ -2,7 +2,7 @@ import type * as A from "@automerge/automerge";
 import { CATALOG_KIND } from "../crdt/catalog.js";
 import type { DocRecord } from "../crdt/doc-storage.js";
 import type { DocStore, WholeBatch } from "../crdt/doc-store.js";
-import { docUrlOf, documentIdOf, type DocUrl, type DocumentId } from "../crdt/ids.js";
+import { docUrlOf, type DocUrl, type DocumentId } from "../crdt/ids.js";
 import type { Principal } from "../net/principal.js";
 import { canRead, canWrite, type CoursesOf } from "./access-policy.js";
 import {
@@ -14,6 +14,7 @@ import {
   encodeBatches,
   encodeSummary,
   entryHash,
+  type BatchEntry,
   type HeadsKey,
 } from "./collection-codec.js";
 
@@ -53,6 +54,8 @@ export interface CollectionLink {
   offered(count: number): void;
   /** Leaves a document to an Automerge sync session. */
   syncDocument(id: DocumentId): void;
+  /** Runs a step in turn with the link's other work. */
+  enqueue(step: () => Promise<void>): void;
 }
 
 /**
@@ -81,6 +84,8 @@ export class CollectionSync {
   #offeredCount = 0;
   /** The heads the peer holds a document at, as far as this exchange showed: a change that only brings us there is not offered back. */
   readonly #peerHeads = new Map<DocumentId, HeadsKey>();
+  /** Documents with a pushed change not yet sent. */
+  readonly #pushing = new Set<DocumentId>();
   /** Documents where the peer has changes we lack: if its own batch does not bring us to its heads, both changed them. */
   #waitingForPeer = new Map<DocumentId, HeadsKey>();
 
@@ -131,39 +136,81 @@ export class CollectionSync {
    * at once; the returned step stores them, in turn with the link's other messages.
    */
   prepareDocuments(data: Uint8Array): () => Promise<void> {
+    let entries: BatchEntry[];
     let batch: WholeBatch;
     try {
-      batch = this.#link.store.prepareWhole(decodeBatch(data).map(({ id, data: bytes }) => ({ url: docUrlOf(id), data: bytes })));
+      entries = decodeBatch(data);
+      batch = this.#link.store.prepareWhole(entries.map(({ id, data: bytes }) => ({ url: docUrlOf(id), data: bytes })));
     } catch (error) {
       // Refused in turn, after what came before it.
       return () => Promise.reject(error);
     }
-    return () => this.#receiveDocuments(batch);
+    return () => this.#receiveDocuments(batch, entries);
+  }
+
+  /**
+   * Pushes a change made here to the peer as a collection frame: the changes since the heads
+   * before it, which the peer holds if it was in sync, to every peer alike. False if the
+   * link is not in its steady state yet, and the document takes the per-document path.
+   */
+  pushChange(id: DocumentId, changes: () => Promise<{ data: Uint8Array; heads: HeadsKey } | null | undefined>): boolean {
+    if (this.#step !== "done") return false;
+    this.#pushing.add(id);
+    this.#link.enqueue(async () => {
+      try {
+        const pending = await changes();
+        if (!pending || pending.data.byteLength === 0 || this.#link.closed()) return;
+        for (const data of encodeBatches([{ id, ...pending }], BATCH_BYTES)) this.#link.send({ type: "ordo-docs", data });
+      } finally {
+        this.#pushing.delete(id);
+      }
+    });
+    return true;
+  }
+
+  /** Collection sync runs on this link (the peer speaks it, and this node has started it). */
+  get started(): boolean {
+    return this.#ownDigest !== null;
+  }
+
+  /** Pushed changes not yet sent. */
+  get pushing(): number {
+    return this.#pushing.size;
+  }
+
+  /** Something of this document is still on its way out, or due from the peer. */
+  pending(id: DocumentId): boolean {
+    return this.#pushing.has(id) || this.#waitingForPeer.has(id);
   }
 
   /**
    * Documents or changes from the peer, judged one by one as sync messages are: changes to a
    * document the peer may not write close the link, and what this node's user may not read is
    * never stored. They are stored together, so the store commits them in one transaction.
+   * Where they leave a document short of the peer's heads (it sent changes we cannot place),
+   * an Automerge sync session works out what is missing.
    */
-  async #receiveDocuments(batch: WholeBatch): Promise<void> {
+  async #receiveDocuments(batch: WholeBatch, entries: readonly BatchEntry[]): Promise<void> {
     if (this.#link.closed()) return;
     const { store, remote, coursesOf } = this.#link;
+    const senderHeads = new Map(entries.map((entry) => [entry.id, entry.heads]));
     let forbidden: DocUrl | null = null;
     const outcomes = await store.receiveWhole(batch, (next, previous) => {
       if ((previous && !canWrite(remote, previous, coursesOf)) || !canWrite(remote, next, coursesOf)) forbidden ??= docUrlOf(next.id);
       else if (this.#link.mayHold(next)) {
-        // New here: once stored it is exactly what the peer has, so it is not offered back.
-        if (!previous) this.#peerHeads.set(next.id, next.heads);
+        // Now exactly what the peer holds: not offered back.
+        if (next.heads === senderHeads.get(next.id)) this.#peerHeads.set(next.id, next.heads);
         return true;
       }
       return false;
     });
-    outcomes.forEach((outcome, i) => {
-      const id = documentIdOf(batch.items[i]!.url);
-      if (outcome.status !== "refused") this.#link.settled(id);
+    for (const [i, outcome] of outcomes.entries()) {
+      const { id, heads } = entries[i]!;
       if (outcome.status === "refused" || outcome.status === "unchanged") this.#peerHeads.delete(id);
-    });
+      if (outcome.status === "refused") continue;
+      this.#link.settled(id);
+      if (outcome.heads !== heads && !(await store.holdsHeads(docUrlOf(id), headsOf(heads)))) this.#link.syncDocument(id);
+    }
     if (forbidden) this.#link.refuseWrite(forbidden);
   }
 
@@ -199,7 +246,10 @@ export class CollectionSync {
     }
     // Catalog partitions first: a peer that already holds them finds every later document listed, with nothing to add.
     missing.sort((a, b) => Number(b.kind === CATALOG_KIND) - Number(a.kind === CATALOG_KIND));
-    await this.#sendInBatches(missing, (record) => this.#link.store.exportStored(docUrlOf(record.id)));
+    await this.#sendInBatches(missing, async (record) => {
+      const data = await this.#link.store.exportStored(docUrlOf(record.id));
+      return data && { data, heads: record.heads };
+    });
     // Always sent, even empty: the peer waits for it.
     this.#link.send({ type: "ordo-summary", data: encodeSummary({ kind: "heads", heads: differ }) });
   }
@@ -213,9 +263,7 @@ export class CollectionSync {
     const changed: DocRecord[] = [];
     for (const [id, heads] of theirs) {
       const record = this.#records!.get(id);
-      if (!record || record.heads === heads) continue;
-      this.#peerHeads.set(id, heads);
-      if (this.#link.travels(record)) changed.push(record);
+      if (record && record.heads !== heads && this.#link.travels(record)) changed.push(record);
     }
     await this.#sendInBatches(changed, async (record) => {
       const heads = theirs.get(record.id)!;
@@ -239,11 +287,11 @@ export class CollectionSync {
     }
   }
 
-  async #sendInBatches(records: readonly DocRecord[], read: (record: DocRecord) => Promise<Uint8Array | undefined>): Promise<void> {
+  async #sendInBatches(records: readonly DocRecord[], read: (record: DocRecord) => Promise<{ data: Uint8Array; heads: HeadsKey } | undefined>): Promise<void> {
     for (let start = 0; start < records.length; start += DOCS_PER_READ) {
-      const docs = await Promise.all(records.slice(start, start + DOCS_PER_READ).map(async (record) => ({ id: record.id, data: await read(record) })));
+      const docs = await Promise.all(records.slice(start, start + DOCS_PER_READ).map(async (record) => ({ id: record.id, ...(await read(record)) })));
       if (this.#link.closed()) return;
-      const present = docs.filter((doc): doc is { id: DocumentId; data: Uint8Array } => doc.data !== undefined && doc.data.byteLength > 0);
+      const present = docs.filter((doc): doc is BatchEntry => doc.data !== undefined && doc.data.byteLength > 0);
       for (const data of encodeBatches(present, BATCH_BYTES)) this.#link.send({ type: "ordo-docs", data });
     }
   }

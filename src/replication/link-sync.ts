@@ -108,6 +108,7 @@ export class LinkSync {
         this.#dirty.add(id);
         this.#drainSoon();
       },
+      enqueue: (step) => this.#enqueue(step),
     });
     this.#lastActivity = ctx.clock().getTime();
     // Reports progress once the link has been still for QUIET_MS, so "in sync" is heard, not only polled.
@@ -130,7 +131,7 @@ export class LinkSync {
     const unsettled = this.#unsettled.size;
     const pendingIn = this.#behind.size;
     // Queued, or offered and not yet taken: the peer lacks something of ours.
-    const pendingOut = this.#dirty.size + [...this.#unsettled].filter((id) => !this.#behind.has(id) && !this.#dirty.has(id)).length;
+    const pendingOut = this.#dirty.size + this.#collection.pushing + [...this.#unsettled].filter((id) => !this.#behind.has(id) && !this.#dirty.has(id)).length;
     // A stock peer never says it has made its offers: for it, a still link is the best sign.
     const offersIn = this.#speaksOrdo ? this.#remoteOffered : this.#ctx.clock().getTime() - this.#lastActivity >= QUIET_MS;
     return { announced: this.#announced, pendingOut, pendingIn, pendingSince: this.#pendingSince, unsettled, lastSeen: this.#lastSeen, settled: this.#announced && offersIn && pendingOut === 0 && unsettled === 0 };
@@ -138,6 +139,8 @@ export class LinkSync {
 
   /** Whether this peer's heads for a document equal ours, as far as we know. */
   isSettled(id: DocumentId): boolean {
+    // Collection sync keeps no per-document state: in sync is nothing pending either way.
+    if (this.#collection.started) return this.progress().settled && !this.#unsettled.has(id) && !this.#collection.pending(id);
     return this.#ctx.states.has(id) && !this.#unsettled.has(id);
   }
 
@@ -170,11 +173,16 @@ export class LinkSync {
     return this.#link.remoteMetadata["ordoSeq"] === true;
   }
 
-  /** A document changed here: offer it to the peer if it may have it. */
-  documentChanged(record: DocRecord): void {
+  /**
+   * A document changed here: offer it to the peer if it may have it. An Ordo peer in its
+   * steady state gets the change itself (`changes`, the same bytes for every peer); any other
+   * peer gets an Automerge sync session.
+   */
+  documentChanged(record: DocRecord, changes?: () => Promise<{ data: Uint8Array; heads: string } | null | undefined>): void {
     // A document this peer just sent, which made ours what the peer holds: nothing to offer back.
     if (this.#collection.peerHolds(record)) return;
     if (this.#link.closed || !this.#travels(record)) return;
+    if (changes && this.#collection.pushChange(record.id, changes)) return;
     this.#dirty.add(record.id);
     this.#drainSoon();
   }

@@ -185,7 +185,12 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
     const record = await this.#store.record(change.url).catch(() => undefined);
     if (!record) return;
     if (record.kind === "enrollment") await this.#enrolled(record);
-    for (const { sync } of this.#links.values()) sync.documentChanged(record);
+    // What a peer at the heads before this change lacks: read once, sent alike to every peer in sync.
+    let changes: Promise<{ data: Uint8Array; heads: string } | null | undefined> | undefined;
+    // A document new here goes whole (the changes since no heads).
+    const previous = change.previousHeads ?? "";
+    const changesSincePrevious = () => (changes ??= this.#store.changesFor(change.url, previous === "" ? [] : previous.split(",")));
+    for (const { sync } of this.#links.values()) sync.documentChanged(record, changesSincePrevious);
   }
 
   /** Who may see a user follows their enrollments: links already talking about that user pick it up again. */

@@ -5,6 +5,7 @@ import type { PeerStatus } from "../../src/replication/replicator.js";
 import { TestClassroom, eventually } from "../../src/testing/classroom.js";
 import { demoUser } from "../../src/testing/principals.js";
 import { tcpProxy, type TcpProxy } from "../../src/testing/tcp-proxy.js";
+import { documentIdOf } from "../../src/crdt/ids.js";
 import { dumpTables } from "../../src/projection/table-dump.js";
 import { decodeBatch, decodeSummary } from "../../src/replication/collection-codec.js";
 import { changesCarried, serverMessages } from "../../src/testing/ws-capture.js";
@@ -120,6 +121,24 @@ describe("collection sync between Ordo nodes", () => {
     const second = docMessages(serverMessages(proxy.received().subarray(first)));
     const sessions = new Set(second.flatMap((m) => (m.type === "sync" ? [m.documentId] : [])));
     expect([...sessions]).toEqual([page.id]);
+    await expectConverged(relay, node);
+  });
+
+  it("sends a change made on a node in sync to its Ordo peer as a collection frame, with no sync session", async () => {
+    const { classroom, relay, node, proxy } = await setup();
+    await eventually(inSync(node), "the first sync");
+    const first = proxy.received().length;
+    const page = (await relay.engine.docs.records({ kind: "page" }))[0]!;
+    const url = `automerge:${page.id}` as never;
+    await relay.engine.docs.change<"page">(url, (draft) => void (draft.title = "Changed live on the relay"));
+    const created = await relay.engine.docs.create("page", { course: classroom.course, title: "Written live on the relay", body: "" });
+    await eventually(async () => (await node.engine.docs.find<"page">(url))?.title === "Changed live on the relay", "the change on the node");
+    await eventually(async () => (await node.engine.docs.find<"page">(created.url))?.title === "Written live on the relay", "the new page on the node");
+    const later = docMessages(serverMessages(proxy.received().subarray(first)));
+    expect(later.filter((m) => m.type === "sync" || m.type === "request")).toEqual([]);
+    const sent = later.flatMap((m) => (m.type === "ordo-docs" ? decodeBatch(m.data).map((d) => d.id) : []));
+    expect(sent).toEqual(expect.arrayContaining([page.id, documentIdOf(created.url)]));
+    await eventually(inSync(node), "in sync after the changes");
     await expectConverged(relay, node);
   });
 

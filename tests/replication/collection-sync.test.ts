@@ -32,10 +32,10 @@ describe("the collection payloads", () => {
     expect(decodeSummary(encodeSummary({ kind: "heads", heads: [{ id: ID, heads }, { id: ID2, heads: "" }] }))).toEqual({ kind: "heads", heads: new Map([[ID, heads], [ID2, ""]]) });
     const digest = digestOf(entries);
     expect(decodeSummary(encodeSummary({ kind: "digest", digest }))).toEqual({ kind: "digest", digest });
-    const docs = [1, 2, 3].map((n) => ({ id: ID, data: new Uint8Array(600).fill(n) }));
+    const docs = [1, 2, 3].map((n) => ({ id: ID, heads: n === 2 ? "" : "c".repeat(64), data: new Uint8Array(600).fill(n) }));
     const batches = encodeBatches(docs, 1_000);
     expect(batches).toHaveLength(3);
-    expect(batches.flatMap((b) => decodeBatch(b)).map((d) => d.data[0])).toEqual([1, 2, 3]);
+    expect(batches.flatMap((b) => decodeBatch(b)).map((d) => [d.data[0], d.heads])).toEqual(docs.map((d) => [d.data[0], d.heads]));
   });
 
   it("digests the same entries alike in any order, and tells which buckets differ", () => {
@@ -51,7 +51,7 @@ describe("the collection payloads", () => {
   });
 
   it("refuses a truncated entry, a length past the end and an id that is not one", () => {
-    const [batch] = encodeBatches([{ id: ID, data: new Uint8Array([1, 2, 3]) }], 1 << 20);
+    const [batch] = encodeBatches([{ id: ID, heads: "", data: new Uint8Array([1, 2, 3]) }], 1 << 20);
     expect(() => decodeBatch(batch!.subarray(0, batch!.length - 1))).toThrow(/runs past the end/);
     const summary = encodeSummary({ kind: "entries", entries: [{ id: ID, hash: entryHash(ID, "h") }] });
     expect(() => decodeSummary(summary.subarray(0, 10))).toThrow(/runs past the end/);
@@ -101,7 +101,7 @@ describe("collection sync over a link", () => {
     const { atA, atB } = memoryLinkPair({ peerId: "student-a", principal: student.replicator.identity }, { peerId: "teacher", principal: teacher.replicator.identity });
     const closed = new Promise<number>((resolve) => atB.once("close", ({ code }) => resolve(code)));
     teacher.replicator.addLink(atB);
-    const [batch] = encodeBatches([{ id: assignment.id, data: (await student.engine.docs.export(url))! }], 1 << 20);
+    const [batch] = encodeBatches([{ id: assignment.id, heads: "", data: (await student.engine.docs.export(url))! }], 1 << 20);
     atA.send({ type: "ordo-summary", senderId: "student-a", targetId: "teacher", data: encodeSummary({ kind: "digest", digest: digestOf([]) }) });
     atA.send({ type: "ordo-docs", senderId: "student-a", targetId: "teacher", data: batch! });
     expect(await closed).toBe(CloseCode.forbiddenWrite);
