@@ -93,13 +93,14 @@ export class CollectionSync {
     this.#link = link;
   }
 
-  /** Step 1, once this node's records are read. */
-  async start(records: readonly DocRecord[]): Promise<void> {
+  /** Step 1, with this node's records that the peer may read. */
+  async start(readable: readonly DocRecord[]): Promise<void> {
     const { remote, coursesOf } = this.#link;
-    this.#records = new Map(records.map((record) => [record.id, record]));
     // Only what the peer may read is summed up, listed or named, so a summary tells it nothing else.
+    const records = readable.filter((record) => canRead(remote, record, coursesOf));
+    this.#records = new Map(records.map((record) => [record.id, record]));
     const entries = new Map<DocumentId, string>();
-    for (const record of records) if (canRead(remote, record, coursesOf)) entries.set(record.id, entryHash(record.id, record.heads));
+    for (const record of records) entries.set(record.id, entryHash(record.id, record.heads));
     this.#ownEntries = entries;
     this.#ownDigest = digestOf([...entries].map(([id, hash]) => ({ id, hash })));
     this.#link.send({ type: "ordo-summary", data: encodeSummary({ kind: "digest", digest: this.#ownDigest }) });

@@ -151,7 +151,9 @@ export class LinkSync {
    */
   announce(records: readonly DocRecord[]): void {
     if (this.#speaksOrdo && speaksCollectionSync(this.#link.remoteMetadata)) {
-      this.#enqueue(() => this.#collection.start(records));
+      // Only what the peer may read takes part: a student's link to a relay of 50,000 documents holds hundreds, not all.
+      const readable = records.filter((record) => canRead(this.remote, record, this.#ctx.coursesOf));
+      this.#enqueue(() => this.#collection.start(readable));
       return;
     }
     let count = 0;
