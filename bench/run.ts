@@ -8,6 +8,7 @@ import type { CanvasPullReport, CanvasPullTask, PullFigures, RequestCounts } fro
 import type { OursTask } from "./ours-child.js";
 import type { StockTask } from "./stock-child.js";
 import { FANOUT_MARKERS, measureFanout, renderFanoutSection, type FanoutMeasurement } from "./fanout-section.js";
+import { MEMORY_MARKERS, measureMemory, renderMemorySection, type MemoryMeasurement } from "./memory-section.js";
 import { measureSync, renderSyncSection, SYNC_MARKERS, type SyncMeasurement } from "./sync-section.js";
 
 /**
@@ -28,12 +29,15 @@ import { measureSync, renderSyncSection, SYNC_MARKERS, type SyncMeasurement } fr
  * and uploading, against stock automerge-repo client and server. BENCH_ONLY=fanout does the same
  * for the fan-out section (bench/fanout-section.ts, under two minutes): one teacher change reaching
  * 30 students' nodes on a LAN, against a stock server relaying to 30 stock clients.
+ * BENCH_ONLY=memory does the same for the memory section (bench/memory-section.ts, about 15
+ * minutes): a relay's RSS with 50,000 documents and 30 students syncing, and a student device's
+ * RSS on a course of 10,000 documents and of 50,000, against a stock server and stock clients.
  */
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, "..");
 const QUICK = process.env.BENCH_QUICK === "1";
-const SECTIONS = ["canvas-pull", "sync", "fanout"] as const;
+const SECTIONS = ["canvas-pull", "sync", "fanout", "memory"] as const;
 const ONLY = process.env.BENCH_ONLY as (typeof SECTIONS)[number] | undefined;
 if (ONLY !== undefined && !SECTIONS.includes(ONLY)) throw new Error(`BENCH_ONLY must be one of: ${SECTIONS.join(", ")}`);
 
@@ -136,6 +140,7 @@ async function main(): Promise<void> {
   const canvasRows: Row[] = [];
   let sync: SyncMeasurement | undefined;
   let fanout: FanoutMeasurement | undefined;
+  let memory: MemoryMeasurement | undefined;
   try {
     if (ONLY === undefined) {
       // ---- 1. create and store -------------------------------------------------------------
@@ -364,6 +369,9 @@ async function main(): Promise<void> {
 
     // ---- fan-out: one teacher change to a class on a LAN -----------------------------------
     if (ONLY === undefined || ONLY === "fanout") fanout = await measureFanout(QUICK, p);
+
+    // ---- memory: a relay with 30 students, a student device on a small and a large course ----
+    if (ONLY === undefined || ONLY === "memory") memory = await measureMemory(QUICK, p);
   } finally {
     cleanUp();
   }
@@ -373,11 +381,13 @@ async function main(): Promise<void> {
   if (canvasRows.length > 0) printTable(canvasRows, "reference");
   if (sync) printTable(sync.rows, "stock");
   if (fanout) printTable(fanout.rows, "stock");
+  if (memory) printTable(memory.rows, "stock");
   log(`whole run: ${fmt(totalS)} s`);
   const run = { startedAt, loadAtStart, totalS, code };
   const canvasSection = renderCanvasSection(canvasRows, run);
   const syncSection = sync ? renderSyncSection(sync, run) : "";
   const fanoutSection = fanout ? renderFanoutSection(fanout, run) : "";
+  const memorySection = memory ? renderMemorySection(memory, run) : "";
   const out = QUICK ? join(BENCH_DIR, ".work", "BENCHMARKS.quick.md") : join(ROOT, "BENCHMARKS.md");
   // Run alone, a section replaces its old self and leaves the other figures as they were.
   const existing = () => (existsSync(out) ? readFileSync(out, "utf8") : "# Benchmarks\n");
@@ -388,7 +398,9 @@ async function main(): Promise<void> {
         ? spliceSection(existing(), SYNC_MARKERS, syncSection, "## Methodology")
         : ONLY === "fanout"
           ? spliceSection(existing(), FANOUT_MARKERS, fanoutSection, "## Methodology")
-          : renderMarkdown(rows, run, canvasSection, syncSection, fanoutSection);
+          : ONLY === "memory"
+            ? spliceSection(existing(), MEMORY_MARKERS, memorySection, "## Methodology")
+            : renderMarkdown(rows, run, canvasSection, syncSection, fanoutSection, memorySection);
   writeFileSync(out, markdown);
   log(`wrote ${out}`);
 }
@@ -533,7 +545,7 @@ ${notes.length > 0 ? `\n${notes.join("\n")}\n` : ""}${CANVAS_MARKERS.end}
 `;
 }
 
-function renderMarkdown(rows: Row[], run: RunInfo, canvasSection: string, syncSection: string, fanoutSection: string): string {
+function renderMarkdown(rows: Row[], run: RunInfo, canvasSection: string, syncSection: string, fanoutSection: string, memorySection: string): string {
   const table = [
     "| Figure | Ours | Stock automerge-repo | Ratio (ours better by) | Target | Met |",
     "| --- | --- | --- | --- | --- | --- |",
@@ -563,6 +575,7 @@ ${notes.join("\n")}
 ${canvasSection}
 ${syncSection}
 ${fanoutSection}
+${memorySection}
 ## Methodology
 
 - **Same documents.** \`bench/lms-corpus.ts\` generates whole classes deterministically: a course,
