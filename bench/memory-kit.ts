@@ -37,6 +37,9 @@ export interface MemoryFigures {
   atPeak: MemoryBreakdown;
   /** When that sample was taken, in ms since the process started sampling. */
   atPeakMs: number;
+  /** The V8 heap at its largest over the same samples: allocated, and in use. */
+  maxHeapTotal: number;
+  maxHeapUsed: number;
   /** At the end, just before the process stops. */
   atEnd: MemoryBreakdown;
 }
@@ -51,8 +54,12 @@ export function startMemorySampler(breakdownEveryMs = 250): { markReady(): void;
   let atPeak = memoryBreakdown();
   let atPeakMs = 0;
   let readyRssMb = atPeak.rss;
+  let maxHeapTotal = atPeak.heapTotal;
+  let maxHeapUsed = atPeak.heapUsed;
   const sample = () => {
     const now = memoryBreakdown();
+    maxHeapTotal = Math.max(maxHeapTotal, now.heapTotal);
+    maxHeapUsed = Math.max(maxHeapUsed, now.heapUsed);
     if (now.rss < atPeak.rss) return;
     atPeak = now;
     atPeakMs = Math.round(performance.now() - start);
@@ -65,7 +72,7 @@ export function startMemorySampler(breakdownEveryMs = 250): { markReady(): void;
     },
     figures: () => {
       sample();
-      return { readyRssMb, peakRssMb: Math.round(rss.peakMb()), atPeak, atPeakMs, atEnd: memoryBreakdown() };
+      return { readyRssMb, peakRssMb: Math.round(rss.peakMb()), atPeak, atPeakMs, maxHeapTotal, maxHeapUsed, atEnd: memoryBreakdown() };
     },
   };
 }

@@ -106,8 +106,11 @@ async function runClass(script: string, serverTask: object, partTask: (url: stri
   const parts = await Promise.all(range(PROCESSES).map((part) => startService<MemoryFigures>(script, partTask(url, part), limit.part)));
   const partFailure = parts.find((part) => part.failure)?.failure;
   if (partFailure === undefined) await sleep(holdMs);
-  const stopped = figuresOf(await server.stop());
-  const reports = (await Promise.all(parts.map((part) => part.stop()))).map(figuresOf);
+  // All asked to stop at once: each takes its figures as it is asked, while every connection is up
+  // (a stock client whose server has gone can die of the reset before it reports).
+  const [serverOutcome, ...partOutcomes] = await Promise.all([server.stop(), ...parts.map((part) => part.stop())]);
+  const stopped = figuresOf(serverOutcome!);
+  const reports = partOutcomes.map(figuresOf);
   const reportFailure = reports.find((r) => r.failure)?.failure;
   return {
     server: stopped.result,
@@ -278,10 +281,10 @@ const range2 = (values: number[], unit: (n: number) => string) => {
   return min === max ? unit(min) : `${unit(min)} to ${unit(max)}`;
 };
 
-/** Where the memory was: V8's heap, memory outside it (Buffers, wasm), and the rest (native: SQLite, code, stacks, the allocator). */
+/** Where the memory was: V8's heap, memory outside it (Buffers, wasm), and the rest (native allocations, code, and memory freed but not yet returned to the system). */
 function breakdownText(b: MemoryBreakdown): string {
   const native = Math.max(0, b.rss - b.heapTotal - b.external);
-  return `RSS ${fmt(b.rss)} MB = V8 heap ${fmt(b.heapTotal)} MB (${fmt(b.heapUsed)} in use) + external ${fmt(b.external)} MB (array buffers ${fmt(b.arrayBuffers)}) + native and code ${fmt(native)} MB`;
+  return `RSS ${fmt(b.rss)} MB = V8 heap ${fmt(b.heapTotal)} MB (${fmt(b.heapUsed)} in use) + external ${fmt(b.external)} MB (array buffers ${fmt(b.arrayBuffers)}) + the rest ${fmt(native)} MB (native allocations, code, and freed memory still resident)`;
 }
 
 /** A line stock logged, without its stack trace and the message it quotes. */
@@ -348,7 +351,7 @@ function classNotes(side: "ours" | "stock", run: ClassRun): string[] {
   if (run.server) {
     const s = run.server;
     notes.push(
-      `${side}: the ${who}'s RSS once ready (${side === "ours" ? "store open" : "listening"}, no client) ${fmt(s.readyRssMb)} MB; peak ${fmt(s.peakRssMb)} MB; at the sample nearest the peak (${seconds(s.atPeakMs)} into its life): ${breakdownText(s.atPeak)}`,
+      `${side}: the ${who}'s RSS once ready (${side === "ours" ? "store open" : "listening"}, no client) ${fmt(s.readyRssMb)} MB; peak ${fmt(s.peakRssMb)} MB; at the sample nearest the peak (${seconds(s.atPeakMs)} into its life): ${breakdownText(s.atPeak)}${s.maxHeapTotal !== undefined ? `; the V8 heap at its largest (samples every 250 ms): ${fmt(s.maxHeapTotal)} MB allocated, ${fmt(s.maxHeapUsed)} MB in use` : ""}`,
     );
   }
   if (side === "stock") {
