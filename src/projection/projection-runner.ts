@@ -1,9 +1,9 @@
-import type { Insertable, Kysely, Transaction } from "kysely";
+import { CompiledQuery, type Insertable, type Kysely, type Transaction } from "kysely";
 import type { DocUrl } from "../crdt/ids.js";
 import type { DocSnapshot } from "../crdt/snapshot.js";
 import { OWNED_TABLES, type Database, type DocStatus, type OwnedTable } from "./database.js";
 import { ProjectionError } from "./projection-errors.js";
-import { isProjectedKind, projectSnapshot, statusOfSnapshot, type RowSet } from "./snapshot-projector.js";
+import { isProjectedKind, projectSnapshot, statusOfSnapshot, tablesOfKind, type RowSet } from "./snapshot-projector.js";
 
 /**
  * Documents per transaction in `catchUp`. Large enough that per-transaction costs (a WAL
@@ -141,7 +141,6 @@ export function createProjectionRunner(db: Kysely<Database>, options: Projection
     const result: ApplyResult = { projected: 0, deleted: 0, invalid: 0, removed: 0 };
     if (plans.size === 0) return result;
 
-    const urls = [...plans.keys()];
     const rows: { [T in OwnedTable]?: Array<Insertable<Database[T]>> } = {};
     const heads: Array<Insertable<Database["doc_heads"]>> = [];
     const removed: DocUrl[] = [];
@@ -162,46 +161,36 @@ export function createProjectionRunner(db: Kysely<Database>, options: Projection
     }
 
     try {
-      await writeBatch(urls, rows, removed, heads);
+      await writeBatch([...plans.values()], rows, removed, heads);
     } catch (error) {
-      throw new ProjectionError(`projecting a batch of ${urls.length} documents failed; none of it was written`, null, { cause: error });
+      throw new ProjectionError(`projecting a batch of ${plans.size} documents failed; none of it was written`, null, { cause: error });
     }
     return result;
   }
 
   async function writeBatch(
-    urls: readonly DocUrl[],
+    plans: readonly Plan[],
     rows: { [T in OwnedTable]?: Array<Insertable<Database[T]>> },
     removed: readonly DocUrl[],
     heads: ReadonlyArray<Insertable<Database["doc_heads"]>>,
   ): Promise<void> {
     await db.transaction().execute(async (trx) => {
-      // Every table, whatever the kinds in the batch: a document's rows go wherever an
-      // earlier state of it put them, and a probe of an index that matches nothing is cheap.
-      for (const table of OWNED_TABLE_NAMES) {
-        for (const chunk of chunked(urls, maxParameters)) await deleteOwnedRows(trx, table, chunk);
-      }
+      const owners = await ownersByTable(trx, plans, maxParameters);
       // OWNED_TABLES lists modules before module_items, as the foreign key between them needs.
+      for (const table of OWNED_TABLE_NAMES) {
+        for (const chunk of chunked(owners.get(table) ?? [], maxParameters)) await deleteOwnedRows(trx, table, chunk);
+      }
       for (const table of OWNED_TABLE_NAMES) {
         const tableRows = rows[table];
         if (tableRows && tableRows.length > 0) await insertRows(trx, table, tableRows, maxParameters);
       }
       for (const chunk of chunked(removed, maxParameters)) {
-        await trx.deleteFrom("doc_heads").where("doc_url", "in", chunk).execute();
+        await run(trx, `delete from "doc_heads" where "doc_url" in (${placeholders(chunk.length)})`, chunk);
       }
-      for (const chunk of chunked(heads, rowsPerStatement(heads, maxParameters))) {
-        await trx
-          .insertInto("doc_heads")
-          .values(chunk)
-          .onConflict((oc) =>
-            oc.column("doc_url").doUpdateSet((eb) => ({
-              kind: eb.ref("excluded.kind"),
-              heads: eb.ref("excluded.heads"),
-              status: eb.ref("excluded.status"),
-              projected_at: eb.ref("excluded.projected_at"),
-            })),
-          )
-          .execute();
+      for (const chunk of chunked(heads, Math.floor(maxParameters / HEADS_COLUMNS.length))) {
+        const values = chunk.flatMap((row) => HEADS_COLUMNS.map((column) => row[column]));
+        const tuples = chunk.map(() => `(${placeholders(HEADS_COLUMNS.length)})`).join(", ");
+        await run(trx, `insert into "doc_heads" (${HEADS_COLUMNS.join(", ")}) values ${tuples} on conflict ("doc_url") do update set ${HEADS_UPDATE}`, values);
       }
     });
   }
@@ -297,8 +286,52 @@ function planChange(change: ProjectionChange): Plan {
   return { url: change.url, status, kind: change.kind, heads: change.heads, rows: projectSnapshot(change) };
 }
 
+/**
+ * The documents whose old rows each table may hold: the tables of a document's kind as it was
+ * last projected (`doc_heads`), and of its kind now. Rows live only where the projected
+ * state put them, so other tables need no probe (a change to one document would otherwise
+ * cost thirteen DELETEs).
+ */
+async function ownersByTable(trx: Transaction<Database>, plans: readonly Plan[], maxParameters: number): Promise<Map<OwnedTable, DocUrl[]>> {
+  const before = new Map<string, { kind: string; status: DocStatus }>();
+  for (const chunk of chunked(plans.map((plan) => plan.url), maxParameters)) {
+    const { rows } = await trx.executeQuery<{ doc_url: string; kind: string; status: DocStatus }>(
+      CompiledQuery.raw(`select "doc_url", "kind", "status" from "doc_heads" where "doc_url" in (${placeholders(chunk.length)})`, chunk),
+    );
+    for (const row of rows) before.set(row.doc_url, row);
+  }
+  const owners = new Map<OwnedTable, DocUrl[]>();
+  for (const plan of plans) {
+    const tables = new Set<OwnedTable>();
+    const earlier = before.get(plan.url);
+    if (earlier?.status === "projected") for (const table of tablesOfKind(earlier.kind)) tables.add(table);
+    if (plan.status === "projected") for (const table of tablesOfKind(plan.kind)) tables.add(table);
+    for (const table of tables) {
+      const urls = owners.get(table);
+      if (urls) urls.push(plan.url);
+      else owners.set(table, [plan.url]);
+    }
+  }
+  return owners;
+}
+
+// Statements on the path of every change are written out rather than built: a query builder
+// costs more than SQLite does to run them.
 async function deleteOwnedRows(trx: Transaction<Database>, table: OwnedTable, urls: readonly DocUrl[]): Promise<void> {
-  await trx.deleteFrom(table).where(trx.dynamic.ref(OWNED_TABLES[table]), "in", urls).execute();
+  await run(trx, `delete from "${table}" where "${OWNED_TABLES[table]}" in (${placeholders(urls.length)})`, urls);
+}
+
+const HEADS_COLUMNS = ["doc_url", "kind", "heads", "status", "projected_at"] as const satisfies ReadonlyArray<keyof Database["doc_heads"]>;
+const HEADS_UPDATE = HEADS_COLUMNS.filter((column) => column !== "doc_url")
+  .map((column) => `"${column}" = excluded."${column}"`)
+  .join(", ");
+
+async function run(trx: Transaction<Database>, text: string, parameters: readonly unknown[]): Promise<void> {
+  await trx.executeQuery(CompiledQuery.raw(text, [...parameters]));
+}
+
+function placeholders(count: number): string {
+  return Array.from({ length: count }, () => "?").join(", ");
 }
 
 async function insertRows<T extends OwnedTable>(

@@ -3,7 +3,7 @@ import type { DocUrl } from "../crdt/ids.js";
 import type { Entity } from "../crdt/schema/document.js";
 import type { Kind } from "../crdt/schema/kinds.js";
 import type { DocSnapshot } from "../crdt/snapshot.js";
-import type { CourseEntityColumns, Database, EntityColumns, OwnedTable, SqlBoolean } from "./database.js";
+import { OWNED_TABLES, type CourseEntityColumns, type Database, type EntityColumns, type OwnedTable, type SqlBoolean } from "./database.js";
 import { ProjectionError } from "./projection-errors.js";
 
 /** The rows one document owns, per table. Tables it owns nothing in are absent. */
@@ -176,6 +176,31 @@ const PROJECTORS: { [K in Kind]: Projector<K> } = {
   },
 };
 
+/**
+ * The tables each kind's projector writes to (besides `conflicts`, which any kind may).
+ * Projecting a document again deletes its old rows from these tables alone, not from all
+ * thirteen; `projectSnapshot` refuses rows anywhere else, so the list cannot fall behind.
+ */
+const KIND_TABLES: { [K in Kind]: readonly OwnedTable[] } = {
+  course: ["courses", "search_rows"],
+  user: ["users", "search_rows"],
+  enrollment: ["enrollments"],
+  module: ["modules", "module_items", "search_rows"],
+  assignment: ["assignments", "search_rows"],
+  submission: ["submissions"],
+  grade: ["grades"],
+  discussion_topic: ["discussion_topics", "search_rows"],
+  post: ["posts", "search_rows"],
+  page: ["pages", "search_rows"],
+};
+
+const ALL_TABLES = Object.keys(OWNED_TABLES) as OwnedTable[];
+
+/** The tables a document of this kind may own rows in; every table for a kind the projection does not know. */
+export function tablesOfKind(kind: string): readonly OwnedTable[] {
+  return isProjectedKind(kind) ? [...KIND_TABLES[kind], "conflicts"] : ALL_TABLES;
+}
+
 /** Whether the projection knows this kind; documents of other kinds (catalogs) are not projected. */
 export function isProjectedKind(kind: string): kind is Kind {
   return Object.hasOwn(PROJECTORS, kind);
@@ -207,6 +232,10 @@ export function projectSnapshot(snapshot: DocSnapshot): RowSet {
   const projector = isProjectedKind(snapshot.kind) ? (PROJECTORS[snapshot.kind] as Projector<Kind>) : undefined;
   if (!projector) throw new ProjectionError(`cannot project a document of kind ${JSON.stringify(snapshot.kind)}`, snapshot.url);
   projector(snapshot.entity, snapshot.url, rows);
+  const owned = KIND_TABLES[snapshot.kind as Kind];
+  for (const table of Object.keys(rows) as OwnedTable[]) {
+    if (!owned.includes(table)) throw new ProjectionError(`a ${snapshot.kind} projected rows into ${table}, which its kind does not declare`, snapshot.url);
+  }
   const fields = Object.keys(snapshot.conflicts).sort();
   if (fields.length > 0) {
     rows.conflicts = fields.map((field) => ({

@@ -107,6 +107,25 @@ describe("apply", () => {
     expect((await headsOf(db, module.url))?.heads).toBe(shorter.heads);
   });
 
+  it("drops every row of a document's earlier kind when the same document projects as another kind", async () => {
+    const { db, runner } = await setup();
+    const { module } = makeCourseWorld();
+    const conflicted = { ...module, conflicts: { name: ["Week 1", "Week one"] } };
+    await runner.apply([conflicted]);
+    expect(await count(db, "module_items")).toBe(3);
+    expect(await count(db, "conflicts")).toBe(1);
+    // The same URL, later a page: its module, items, search row and conflict must all go.
+    const page = makeSnapshot("page", { title: "Was a module" }, { url: module.url });
+    await runner.apply([page]);
+    expect(await count(db, "modules")).toBe(0);
+    expect(await count(db, "module_items")).toBe(0);
+    expect(await count(db, "conflicts")).toBe(0);
+    expect(await db.selectFrom("search_rows").select(["kind", "title"]).where("doc_url", "=", module.url).execute()).toEqual([{ kind: "page", title: "Was a module" }]);
+    const fresh = await setup();
+    await fresh.runner.apply([page]);
+    expect(await dumpTables(db)).toBe(await dumpTables(fresh.db));
+  });
+
   it("drops conflicts rows once a field is no longer conflicted", async () => {
     const { db, runner } = await setup();
     const page = makeSnapshot("page", { title: "B" }, { conflicts: { title: ["A", "B"] } });
