@@ -350,43 +350,40 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     let unchanged = "";
     let refused = false;
     let arrivedNew = false;
-    // The live copy an admitted batch replaces; freed once the new state is staged.
-    let replaced: A.Doc<unknown> | undefined;
     // What `admit` judged is what gets stored: describing a document twice costs as much as loading it.
     const staging: MutateOptions = { saved: data, stored };
     const record = await this.#mutate(id, "remote", staging, (live) => {
-      // Changes to be judged are tried on a copy, so a refused batch leaves the live document untouched.
-      const base = live ? (admit ? A.clone(live.doc) : live.doc) : undefined;
-      const before = base ? headsKey(base) : "";
+      const before = live ? headsKey(live.doc) : "";
       let next: A.Doc<unknown>;
       try {
-        next = base ? A.loadIncremental(base, data) : loadNew(data);
+        // Applied to the live copy itself, not a clone: a refused batch is rare, and then the
+        // copy is dropped (below) and the next reader loads what storage and the queued writes hold.
+        next = live ? A.loadIncremental(live.doc, data) : loadNew(data);
       } catch (cause) {
-        // The failed load may have left the live copy half-updated: drop it, storage has every committed change.
-        if (live && !admit) this.#cache.delete(id);
-        else if (base) A.free(base);
+        // The failed load may have left the live copy half-updated: drop it.
+        if (live) this.#cache.delete(id);
         throw new OrdoError("ORDO_BAD_CHANGES", `changes for ${url} could not be read`, { cause });
       }
+      // `next` shares the live copy's Automerge state: it is the live copy from here on.
       if (headsKey(next) !== before) {
         const previous = this.#knownRecord(id) ?? stored;
         const described = admit ? this.#describe(id, next, previous) : undefined;
         if (!described || admit!(described, previous)) {
-          if (live && admit) replaced = live.doc;
           staging.described = described;
           arrivedNew = !live;
           return next;
         }
         refused = true;
-        A.free(next);
+        this.#drop(id, live, next);
         return null;
       }
-      // loadIncremental retires its input even when nothing was new: keep the returned copy.
-      if (live && !admit) this.#cache.set(id, { ...live, doc: next });
-      else A.free(next);
       unchanged = before;
+      // Changes held back for a dependency were not judged (there was nothing to judge them as):
+      // they are not kept, as a clone that dropped them would not have kept them.
+      if (admit && A.getMissingDeps(next, []).length > 0) this.#drop(id, live, next);
+      else if (live) this.#cache.set(id, { ...live, doc: next });
+      else A.free(next);
       return null;
-    }).finally(() => {
-      if (replaced) A.free(replaced);
     });
     if (refused) return { status: "refused", heads: "" };
     if (!record) return { status: "unchanged", heads: unchanged };
@@ -735,6 +732,17 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
 
   #describe(id: DocumentId, doc: A.Doc<unknown>, previous: DocRecord | undefined): DocRecord {
     return describeDocument(id, doc, previous, isoNow(this.#clock));
+  }
+
+  /**
+   * Discards a state `compute` made but will not stage. When it grew from the live copy it
+   * shares that copy's Automerge state, so the live copy goes too: the next reader loads the
+   * document again from storage and the writes still queued.
+   */
+  #drop(id: DocumentId, live: LiveDoc | undefined, next: A.Doc<unknown>): void {
+    if (!live) return A.free(next);
+    this.#cache.set(id, { ...live, doc: next });
+    this.#cache.delete(id);
   }
 
 

@@ -121,6 +121,32 @@ describe("merging between peers", () => {
     expect(Buffer.from((await b.exportStored(page.url))!).equals(Buffer.from(stored))).toBe(true);
   });
 
+  it("leaves a live document as it was when a peer's changes are refused, and still applies what is admitted next", async () => {
+    const a = openStore().store;
+    const b = openStore().store;
+    const course = await seedCourse(a);
+    const page = await a.create("page", { course: course.url, title: "Notes", body: "One." });
+    await b.receive(page.url, (await a.exportStored(page.url))!);
+    // B changes it too, unsent: a refusal must not lose what is only in B's queued writes.
+    await b.change<"page">(page.url, (d) => (d.title = "Notes (B)"));
+    const before = (await b.record(page.url))!.heads;
+    const sinceShared = (await a.record(page.url))!.heads.split(",");
+    await a.change<"page">(page.url, (d) => (d.body = "Forged."));
+    const forged = (await a.changesSince(page.url, sinceShared))!;
+    const judged: string[] = [];
+    const refusal = await b.receive(page.url, forged, (next) => (judged.push(next.heads), false));
+    expect(refusal.status).toBe("refused");
+    expect(judged).toHaveLength(1);
+    expect(judged[0]).not.toBe(before);
+    expect((await b.record(page.url))!.heads).toBe(before);
+    expect(await b.find<"page">(page.url)).toMatchObject({ title: "Notes (B)", body: "One." });
+    // Admitted, the same bytes apply on top of B's own change.
+    expect((await b.receive(page.url, forged, () => true)).status).toBe("applied");
+    expect(await b.find<"page">(page.url)).toMatchObject({ title: "Notes (B)", body: "Forged." });
+    await b.flush();
+    expect((await b.record(page.url))!.heads).not.toBe(before);
+  });
+
   it("keeps no document live for receiving it whole, so a course arriving costs no memory per document", async () => {
     const a = openStore().store;
     const b = openStore({ cacheSize: 1_000 }).store;
