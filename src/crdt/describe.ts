@@ -4,14 +4,22 @@ import { headsKey } from "./doc-chunks.js";
 import type { DocRecord } from "./doc-storage.js";
 import { docUrlOf, isDocUrl, type DocUrl, type DocumentId } from "./ids.js";
 import { placementOf, type Audience } from "./schema/audience.js";
-import { fieldConflicts, readEntity, readTombstone, validateDocument } from "./schema/document.js";
+import { fieldConflicts, fieldConflictsAfter, readEntity, readTombstone, validateDocument } from "./schema/document.js";
 import type { DocView } from "./snapshot.js";
+
+/** What changed since a state whose conflicts are known: spares probing every field for conflicts. */
+export interface ChangesSince {
+  /** The document's conflicts before the changes (as its stored view had them). */
+  conflicts: Readonly<Record<string, unknown[]>>;
+  /** The top-level fields the changes' patches touched (`noteTouchedFields`). */
+  touched: ReadonlySet<string>;
+}
 
 /**
  * A document's index record: what it is, where it belongs, who may see it, whether it fits its
  * schema, and its view (the projection's input). Pure, so a worker can describe documents too.
  */
-export function describeDocument(id: DocumentId, doc: A.Doc<unknown>, previous: DocRecord | undefined, updatedAt: string): DocRecord {
+export function describeDocument(id: DocumentId, doc: A.Doc<unknown>, previous: DocRecord | undefined, updatedAt: string, since?: ChangesSince): DocRecord {
   const url = docUrlOf(id);
   const root = doc as Record<string, unknown>;
   const heads = headsKey(doc);
@@ -30,7 +38,8 @@ export function describeDocument(id: DocumentId, doc: A.Doc<unknown>, previous: 
   const entity = readEntity(url, doc);
   const placement = placementOf(entity);
   // The projection's input, kept with the record: projecting never needs to load the document.
-  const view = JSON.stringify({ entity, conflicts: fieldConflicts(doc) } satisfies DocView);
+  const conflicts = since ? fieldConflictsAfter(doc, since.conflicts, since.touched) : fieldConflicts(doc);
+  const view = JSON.stringify({ entity, conflicts } satisfies DocView);
   return { id, kind: verdict.kind, course: entity.course, audience: placement.audience, owner: placement.owner, heads, deleted: readTombstone(root) !== null, status: "ok", problem: null, updatedAt, view };
 }
 

@@ -18,11 +18,12 @@ import { headsKey, incrementalKey, loadFromChunks, shouldCompact, snapshotKey } 
 import type { DocRecord, DocStorage, RecordQuery } from "./doc-storage.js";
 import { docUrlOf, documentIdOf, externalDocUrl, newDocUrl, type DocUrl, type DocumentId, type ExternalIdentity } from "./ids.js";
 import type { Audience } from "./schema/audience.js";
-import { describeDocument, kindOf, loadNew } from "./describe.js";
+import { describeDocument, kindOf, loadNew, type ChangesSince } from "./describe.js";
 import { WholeDocDescriber, type Described } from "./whole-doc-describer.js";
 import {
   draftOf,
   fieldConflicts,
+  noteTouchedFields,
   initialRoot,
   markDeleted,
   readEntity,
@@ -354,11 +355,12 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     const staging: MutateOptions = { saved: data, stored };
     const record = await this.#mutate(id, "remote", staging, (live) => {
       const before = live ? headsKey(live.doc) : "";
+      const touched = new Set<string>();
       let next: A.Doc<unknown>;
       try {
         // Applied to the live copy itself, not a clone: a refused batch is rare, and then the
         // copy is dropped (below) and the next reader loads what storage and the queued writes hold.
-        next = live ? A.loadIncremental(live.doc, data) : loadNew(data);
+        next = live ? A.loadIncremental(live.doc, data, { patchCallback: (patches) => noteTouchedFields(patches, touched) }) : loadNew(data);
       } catch (cause) {
         // The failed load may have left the live copy half-updated: drop it.
         if (live) this.#cache.delete(id);
@@ -367,8 +369,8 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
       // `next` shares the live copy's Automerge state: it is the live copy from here on.
       if (headsKey(next) !== before) {
         const previous = this.#knownRecord(id) ?? stored;
-        const described = admit ? this.#describe(id, next, previous) : undefined;
-        if (!described || admit!(described, previous)) {
+        const described = this.#describe(id, next, previous, live && changesSince(before, touched, previous, stored));
+        if (!admit || admit(described, previous)) {
           staging.described = described;
           arrivedNew = !live;
           return next;
@@ -730,8 +732,8 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     return { ...live, doc: next, chunkKeys: [...live.chunkKeys, key], incrementalBytes: live.incrementalBytes + data.byteLength };
   }
 
-  #describe(id: DocumentId, doc: A.Doc<unknown>, previous: DocRecord | undefined): DocRecord {
-    return describeDocument(id, doc, previous, isoNow(this.#clock));
+  #describe(id: DocumentId, doc: A.Doc<unknown>, previous: DocRecord | undefined, since?: ChangesSince): DocRecord {
+    return describeDocument(id, doc, previous, isoNow(this.#clock), since);
   }
 
   /**
@@ -818,4 +820,13 @@ interface PartitionEdits {
 function entityOf<K extends Kind>(record: DocRecord | null): Entity<K> {
   if (!record?.view) throw new OrdoError("ORDO_INTERNAL", "a written entity has no view");
   return (JSON.parse(record.view) as DocView).entity as Entity<K>;
+}
+
+/**
+ * What changes applied to a document at `heads` touched, with the conflicts it had there, if
+ * one of the records at hand describes exactly that state (listings carry no view).
+ */
+function changesSince(heads: string, touched: ReadonlySet<string>, ...records: Array<DocRecord | undefined>): ChangesSince | undefined {
+  const record = records.find((candidate) => candidate?.heads === heads && candidate.view);
+  return record ? { conflicts: (JSON.parse(record.view!) as DocView).conflicts, touched } : undefined;
 }

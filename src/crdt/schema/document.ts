@@ -228,10 +228,42 @@ export function fieldConflicts(doc: A.Doc<unknown>): Record<string, unknown[]> {
   // One writer cannot conflict with itself; asking costs far less than probing every field.
   if (A.stats(doc).numActors <= 1) return out;
   for (const key of Object.keys(doc as object).sort()) {
-    const conflicts = A.getConflicts(doc, key);
-    if (!conflicts) continue;
-    const opIds = Object.keys(conflicts).sort();
-    if (opIds.length > 1) out[key] = opIds.map((id) => toPlain(conflicts[id]));
+    const values = conflictingValues(doc, key);
+    if (values) out[key] = values;
   }
   return out;
+}
+
+/**
+ * `fieldConflicts` after a peer's changes, probing only the fields their patches touched and
+ * those conflicted before: a field becomes conflicted only where an operation lands, and
+ * Automerge reports a concurrent write that loses there (a `conflict` patch), but not one
+ * that loses where values already conflict. Same result as `fieldConflicts(doc)`, for a
+ * fraction of the probes. Not for local changes: their patches omit a write that leaves a
+ * value as it was, even one that ends a conflict.
+ */
+export function fieldConflictsAfter(doc: A.Doc<unknown>, before: Readonly<Record<string, unknown[]>>, touched: ReadonlySet<string>): Record<string, unknown[]> {
+  // A patch at the root itself (never seen for a map root) leaves nothing to go by.
+  if (touched.has(WHOLE_DOCUMENT)) return fieldConflicts(doc);
+  const out: Record<string, unknown[]> = {};
+  if (A.stats(doc).numActors <= 1) return out;
+  for (const key of [...new Set([...Object.keys(before), ...touched])].sort()) {
+    const values = conflictingValues(doc, key);
+    if (values) out[key] = values;
+  }
+  return out;
+}
+
+const WHOLE_DOCUMENT = "";
+
+/** The top-level fields patches touched, into `touched`. */
+export function noteTouchedFields(patches: readonly A.Patch[], touched: Set<string>): void {
+  for (const patch of patches) touched.add(patch.path.length > 0 ? String(patch.path[0]) : WHOLE_DOCUMENT);
+}
+
+function conflictingValues(doc: A.Doc<unknown>, key: string): unknown[] | undefined {
+  const conflicts = A.getConflicts(doc, key);
+  if (!conflicts) return undefined;
+  const opIds = Object.keys(conflicts).sort();
+  return opIds.length > 1 ? opIds.map((id) => toPlain(conflicts[id])) : undefined;
 }
