@@ -72,7 +72,7 @@ function replace(previous: A.Doc<unknown>, next: A.Doc<unknown>): A.Doc<unknown>
   return next;
 }
 
-/** Compact once incremental chunks outweigh the snapshot, or there are many of them. */
+/** Due for compaction once incremental chunks outweigh the snapshot, or there are many of them. */
 export function shouldCompact(live: LiveDoc): boolean {
   const incrementalCount = live.chunkKeys.filter((k) => k[1] === "incremental").length;
   return !live.degraded && (incrementalCount >= DEFAULT_MAX_INCREMENTALS || live.incrementalBytes > live.snapshotBytes);
@@ -80,3 +80,12 @@ export function shouldCompact(live: LiveDoc): boolean {
 
 /** Reading a document pays per chunk; 32 keeps loads fast without rewriting snapshots on every edit. */
 export const DEFAULT_MAX_INCREMENTALS = 32;
+
+/**
+ * Compact now, on the path of a change: compaction waits for a quiet moment, but a store
+ * that is never quiet must not let a document's chunks grow without bound meanwhile.
+ */
+export function mustCompact(live: LiveDoc): boolean {
+  const incrementalCount = live.chunkKeys.filter((k) => k[1] === "incremental").length;
+  return !live.degraded && incrementalCount >= 2 * DEFAULT_MAX_INCREMENTALS;
+}

@@ -14,7 +14,8 @@ import {
 } from "./catalog.js";
 import { DocCache, type LiveDoc } from "./doc-cache.js";
 import { GroupCommit, type WriteBatch } from "./group-commit.js";
-import { headsKey, incrementalKey, loadFromChunks, shouldCompact, snapshotKey } from "./doc-chunks.js";
+import { CompactionSchedule, type CompactionTiming } from "./compaction-schedule.js";
+import { headsKey, incrementalKey, loadFromChunks, mustCompact, shouldCompact, snapshotKey } from "./doc-chunks.js";
 import type { DocRecord, DocStorage, RecordQuery } from "./doc-storage.js";
 import { docUrlOf, documentIdOf, externalDocUrl, newDocUrl, type DocUrl, type DocumentId, type ExternalIdentity } from "./ids.js";
 import type { Audience } from "./schema/audience.js";
@@ -60,6 +61,8 @@ export interface DocStoreOptions {
   maintainsCatalog?: (course: DocUrl, audience: Audience) => boolean;
   /** `prepareWhole` describes new documents in a worker from this many in one batch (fewer are not worth a thread). */
   workerBatchMin?: number;
+  /** When documents whose incremental chunks piled up are compacted (see `CompactionSchedule`). */
+  compaction?: CompactionTiming;
 }
 
 /** A document changed, here or on a peer, and the change is committed to storage. */
@@ -139,6 +142,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   readonly #describer = new WholeDocDescriber();
   readonly #workerBatchMin: number;
   #describedInWorker = 0;
+  readonly #compaction: CompactionSchedule;
   #closed = false;
 
   constructor(options: DocStoreOptions) {
@@ -149,6 +153,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     this.#logger = options.logger ?? silentLogger;
     this.#maintainsCatalog = options.maintainsCatalog ?? (() => true);
     this.#workerBatchMin = options.workerBatchMin ?? WORKER_BATCH_MIN;
+    this.#compaction = new CompactionSchedule((ids) => this.#compactNow(ids), options.compaction);
     this.#writes = new GroupCommit(this.#storage, {
       beforeCommit: () => this.#applyCatalogEdits(),
       afterCommit: (batch) => this.#afterCommit(batch),
@@ -551,9 +556,11 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     try {
+      this.#compaction.runNow();
       await this.flush();
     } finally {
       this.#closed = true;
+      this.#compaction.stop();
       this.#writes.stop();
       this.#cache.clear();
       await this.#describer.close();
@@ -717,19 +724,42 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     return { record, previous };
   }
 
-  /** Queues the chunk writes for a new state; compacts into one snapshot when incrementals pile up. */
+  /**
+   * Queues the chunk writes for a new state: its changes as an incremental chunk, or a whole
+   * snapshot for a new document. When incrementals pile up the document is compacted in the
+   * next quiet moment (`CompactionSchedule`), or right here if they have piled far too high.
+   */
   #persist(id: DocumentId, live: LiveDoc | undefined, next: A.Doc<unknown>, saved?: Uint8Array): LiveDoc {
-    if (!live || live.chunkKeys.length === 0 || shouldCompact(live)) {
-      const data = !live && saved ? saved : A.save(next);
-      const key = snapshotKey(id, A.getHeads(next));
-      this.#writes.pending.save.push({ key, data });
-      for (const old of live?.chunkKeys ?? []) if (old.join("/") !== key.join("/")) this.#writes.pending.remove.push(old);
-      return { doc: next, chunkKeys: [key], snapshotBytes: data.byteLength, incrementalBytes: 0, degraded: live?.degraded ?? false };
-    }
+    if (!live || live.chunkKeys.length === 0 || mustCompact(live)) return this.#stageSnapshot(id, live, next, !live ? saved : undefined);
     const data = A.saveSince(next, A.getHeads(live.doc));
     const key = incrementalKey(id, data);
     this.#writes.pending.save.push({ key, data });
-    return { ...live, doc: next, chunkKeys: [...live.chunkKeys, key], incrementalBytes: live.incrementalBytes + data.byteLength };
+    const after = { ...live, doc: next, chunkKeys: [...live.chunkKeys, key], incrementalBytes: live.incrementalBytes + data.byteLength };
+    if (shouldCompact(after)) this.#compaction.due(id);
+    else this.#compaction.wrote();
+    return after;
+  }
+
+  /** Queues `doc` as one snapshot replacing every chunk of the live copy. */
+  #stageSnapshot(id: DocumentId, live: LiveDoc | undefined, doc: A.Doc<unknown>, saved?: Uint8Array): LiveDoc {
+    const data = saved ?? A.save(doc);
+    const key = snapshotKey(id, A.getHeads(doc));
+    this.#writes.pending.save.push({ key, data });
+    for (const old of live?.chunkKeys ?? []) if (old.join("/") !== key.join("/")) this.#writes.pending.remove.push(old);
+    return { doc, chunkKeys: [key], snapshotBytes: data.byteLength, incrementalBytes: 0, degraded: live?.degraded ?? false };
+  }
+
+  /** Compacts the due documents still in memory; one evicted meanwhile waits for its next change. */
+  #compactNow(ids: readonly DocumentId[]): void {
+    if (this.#closed) return;
+    let staged = false;
+    for (const id of ids) {
+      const live = this.#cache.peek(id);
+      if (!live || !shouldCompact(live)) continue;
+      this.#cache.set(id, this.#stageSnapshot(id, live, live.doc));
+      staged = true;
+    }
+    if (staged) void this.#writes.schedule().catch(() => undefined);
   }
 
   #describe(id: DocumentId, doc: A.Doc<unknown>, previous: DocRecord | undefined, since?: ChangesSince): DocRecord {

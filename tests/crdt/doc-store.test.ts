@@ -3,6 +3,7 @@ import Database from "better-sqlite3";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { catalogUrl, readCatalogEntries } from "../../src/crdt/catalog.js";
+import type { CompactionTiming } from "../../src/crdt/compaction-schedule.js";
 import { DocStore, type DocChange } from "../../src/crdt/doc-store.js";
 import { documentIdOf, externalDocUrl, newDocUrl } from "../../src/crdt/ids.js";
 import { studentAudience } from "../../src/crdt/schema/audience.js";
@@ -16,11 +17,11 @@ afterEach(async () => {
 });
 
 /** A store over a real SQLite file in a fresh directory. */
-function openStore(options: { cacheSize?: number; dir?: string } = {}) {
+function openStore(options: { cacheSize?: number; dir?: string; compaction?: CompactionTiming } = {}) {
   const temp = options.dir ? undefined : makeTempDir();
   const dir = options.dir ?? temp!.dir;
   const storage = openSqliteStorage({ path: join(dir, "store.sqlite") });
-  const store = new DocStore({ storage, cacheSize: options.cacheSize });
+  const store = new DocStore({ storage, cacheSize: options.cacheSize, compaction: options.compaction });
   cleanups.push(async () => {
     await store.close();
     await storage.close();
@@ -100,7 +101,7 @@ describe("typed document API", () => {
     });
     const body = (await reopened.find<"page">(page.url))?.body ?? "";
     expect(body.split("\n")).toHaveLength(40);
-    // Compaction ran along the way: far fewer chunks than changes.
+    // Compacted (when the store closed, if not in a quiet moment before): far fewer chunks than changes.
     expect((await storage.loadRange([documentIdOf(page.url)])).length).toBeLessThan(20);
   });
 });
@@ -309,6 +310,36 @@ describe("memory and durability", () => {
       const expected = Array.from({ length: 10 }, (_, k) => `${k * 3 + i};`).join("");
       expect((await store.find<"page">(page.url))?.body).toBe(expected);
     }
+  });
+
+  it("compacts a document's piled-up chunks once the store is quiet, not on the path of the change", async () => {
+    const { store, storage } = openStore({ compaction: { quietMs: 500, latestMs: 60_000 } });
+    const course = await seedCourse(store);
+    const page = await store.create("page", { course: course.url, title: "Notes", body: "" });
+    const chunks = async () => (await storage.loadRange([documentIdOf(page.url)])).length;
+    // Each change outweighs the small snapshot soon: due after a few, yet none is compacted while they come.
+    for (let n = 0; n < 8; n++) await store.change<"page">(page.url, (d) => (d.body = `${d.body}line ${n} of some length\n`));
+    await store.flush();
+    expect(await chunks()).toBe(9);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await store.flush();
+    expect(await chunks()).toBe(1);
+    expect((await store.find<"page">(page.url))?.body).toContain("line 7 of some length");
+  });
+
+  it("compacts by its deadline even when the store is never quiet", async () => {
+    const { store, storage } = openStore({ compaction: { quietMs: 10_000, latestMs: 300 } });
+    const course = await seedCourse(store);
+    const page = await store.create("page", { course: course.url, title: "Notes", body: "" });
+    const chunks = async () => (await storage.loadRange([documentIdOf(page.url)])).length;
+    const until = performance.now() + 700;
+    for (let n = 0; performance.now() < until; n++) {
+      await store.change<"page">(page.url, (d) => (d.body = `${d.body}line ${n} of some length\n`));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await store.flush();
+    // Compacted at least once (by the deadline), though a write came every 20 ms.
+    expect(await chunks()).toBeLessThan(10);
   });
 
   it("resolves a durable write only after the storage has synced", async () => {
