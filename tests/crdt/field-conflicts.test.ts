@@ -1,18 +1,7 @@
 import * as A from "@automerge/automerge";
 import { describe, expect, it } from "vitest";
 import { fieldConflicts, fieldConflictsAfter, noteTouchedFields } from "../../src/crdt/schema/document.js";
-
-/** A small seeded generator (mulberry32), so a failure names the seed that replays it. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+import { createRandom } from "../../src/util/random.js";
 
 const KEYS = ["title", "body", "points", "tags", "meta"];
 
@@ -45,7 +34,7 @@ describe("conflicts kept up to date from patches", () => {
   it("always equal probing every field, over random concurrent edits merged in random orders", () => {
     let conflictedSteps = 0;
     for (let seed = 1; seed <= Number(process.env.CONFLICT_SEEDS ?? 60); seed++) {
-      const next = random(seed);
+      const next = createRandom(seed);
       const origin = A.from<Record<string, unknown>>({ title: new A.ImmutableString("t") });
       const replicas: Replica[] = ["aa", "bb", "cc", "dd"].map((actor) => ({ doc: A.clone(origin, { actor }), conflicts: {} }));
       for (let round = 0; round < 60; round++) {
