@@ -179,3 +179,16 @@ export function sampleIndices(total: number, count: number, seed = 1): number[] 
   }
   return out;
 }
+
+/**
+ * Documents in a stock NodeFS directory: it keeps each one in a directory `<first two
+ * characters of the id>/<the rest>/` (its own storage id is a file in the same layout).
+ */
+export function nodeFsDocuments(dir: string): number {
+  let count = 0;
+  for (const prefix of readdirSync(dir, { withFileTypes: true })) {
+    if (!prefix.isDirectory() || prefix.name.length !== 2) continue;
+    count += readdirSync(join(dir, prefix.name), { withFileTypes: true }).filter((entry) => entry.isDirectory()).length;
+  }
+  return count;
+}

@@ -132,17 +132,7 @@ export interface SeatsReady {
 }
 
 /** One student device alone in its process (figure 2): its cold sync and its memory. */
-export interface DeviceReport extends MemoryFigures {
-  done: boolean;
-  ms: number;
-  documents: number;
-  expected?: number;
-  failures?: number;
-  recovered?: number;
-  firstFailure?: string;
-  drops?: number;
-  logged?: number;
-  firstLogged?: string;
+export interface DeviceReport extends MemoryFigures, Omit<SeatOutcome, "index">, Pick<SeatsReady, "logged" | "firstLogged"> {
   /** Ours: documents by kind. */
   byKind?: Record<string, number>;
   /** Ours: rows of the SQL projection. */

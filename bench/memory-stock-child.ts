@@ -1,11 +1,11 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { format } from "node:util";
 import * as A from "@automerge/automerge";
 import { Repo, type AutomergeUrl, type DocHandle, type DocumentId } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter, WebSocketServerAdapter } from "@automerge/automerge-repo-network-websocket";
 import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs";
 import { WebSocketServer } from "ws";
-import { readTask, rssMb, runChild, runService, since } from "./child-kit.js";
+import { nodeFsDocuments, readTask, rssMb, runChild, runService, since } from "./child-kit.js";
 import { breakdownAfterGc, readIds, reportCrashes, sleep, startMemorySampler, type DeviceReport, type MemoryFigures, type SeatOutcome, type SeatsReady, type ServerMemoryReport } from "./memory-kit.js";
 
 /**
@@ -51,15 +51,6 @@ async function shutdown(repo: Repo): Promise<void> {
   await repo.shutdown().catch(() => undefined);
 }
 
-/** Documents in a NodeFS directory: one directory each, `<first two characters of the id>/<the rest>/`. */
-function documentsIn(dir: string): number {
-  let count = 0;
-  for (const prefix of readdirSync(dir, { withFileTypes: true })) {
-    if (!prefix.isDirectory() || prefix.name.length !== 2) continue;
-    count += readdirSync(`${dir}/${prefix.name}`, { withFileTypes: true }).filter((entry) => entry.isDirectory()).length;
-  }
-  return count;
-}
 
 /** The HAZARDS workaround, for the untimed build of the server's store only: grow Automerge's wasm memory once up front. */
 function preGrow(mb: number): void {
@@ -90,7 +81,7 @@ async function seed(task: Extract<MemoryStockTask, { task: "seed" }>): Promise<{
   // In 2.5.6 flush() can resolve while a throttled save is still rewriting a snapshot (see run.ts): let those land.
   await sleep(2_000);
   await shutdown(repo);
-  const documents = documentsIn(task.dir);
+  const documents = nodeFsDocuments(task.dir);
   if (documents < task.to) throw new Error(`after importing documents ${task.from} to ${task.to}, the NodeFS directory holds ${documents}`);
   return { documents, imported, ms: since(start) };
 }

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import * as A from "@automerge/automerge";
 import { Repo, type AutomergeUrl, type DocHandle, type DocumentId } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter, WebSocketServerAdapter } from "@automerge/automerge-repo-network-websocket";
@@ -6,7 +6,7 @@ import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs";
 import { WebSocketServer } from "ws";
 import type { DocUrl } from "../src/crdt/ids.js";
 import { initialRoot } from "../src/crdt/schema/document.js";
-import { cpuMs, readTask, rssMb, runChild, runService, since, serveActivity, startActivity, startRssSampler } from "./child-kit.js";
+import { cpuMs, nodeFsDocuments, readTask, rssMb, runChild, runService, since, serveActivity, startActivity, startRssSampler } from "./child-kit.js";
 import { lastBusyOfBothEnds, offlinePages, PHASE_DEADLINE_MS, QUIET_MS, regradedScore, SETTLE_MS, sleep, type ChangedFigures, type ColdFigures, type JoinReport, type ReconnectFigures, type ServerReport, type UploadFigures } from "./sync-kit.js";
 import { startWireMeter, type WireMeter } from "./wire-meter.js";
 
@@ -54,18 +54,6 @@ function exportedIds(file: string): DocumentId[] {
     .map((line) => line.slice(0, line.indexOf(" ")) as DocumentId);
 }
 
-/**
- * Documents in a NodeFS directory: it keeps each one in a directory `<first two characters
- * of the id>/<the rest>/`. Its own storage id is a file in the same layout (`st/orage-adapter-id`).
- */
-function documentsIn(dir: string): number {
-  let count = 0;
-  for (const prefix of readdirSync(dir, { withFileTypes: true })) {
-    if (!prefix.isDirectory() || prefix.name.length !== 2) continue;
-    count += readdirSync(`${dir}/${prefix.name}`, { withFileTypes: true }).filter((entry) => entry.isDirectory()).length;
-  }
-  return count;
-}
 
 /** `repo.shutdown()` can throw in 2.5.6 (HAZARDS); the process exits right after, so a failure changes nothing. */
 async function shutdown(repo: Repo): Promise<void> {
@@ -103,7 +91,7 @@ async function seed(task: Extract<SyncStockTask, { task: "seed" }>): Promise<{ d
   // In 2.5.6 flush() can resolve while a throttled save is still rewriting a snapshot (see run.ts): let those land.
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   await shutdown(repo);
-  const documents = documentsIn(task.dir);
+  const documents = nodeFsDocuments(task.dir);
   if (documents !== count) throw new Error(`imported ${count} documents, the NodeFS directory holds ${documents}`);
   return { documents, ms: since(start) };
 }
@@ -237,7 +225,7 @@ if (task.task === "server") {
       ready: { url: `ws://127.0.0.1:${port}`, activityUrl },
       stop: async (): Promise<ServerReport> => {
         await repo.flush();
-        const report = { documents: documentsIn(task.dir), rssMb: rssMb(), peakRssMb: sampler.peakMb(), cpu: activity.samples() };
+        const report = { documents: nodeFsDocuments(task.dir), rssMb: rssMb(), peakRssMb: sampler.peakMb(), cpu: activity.samples() };
         await shutdown(repo);
         wss.close();
         return report;
