@@ -34,6 +34,8 @@ export interface EngineOptions {
   migrate?: boolean;
   /** Which catalog partitions this node keeps (see `DocStoreOptions.maintainsCatalog`). */
   maintainsCatalog?: DocStoreOptions["maintainsCatalog"];
+  /** When documents are compacted (see `DocStoreOptions.compaction`). */
+  compaction?: DocStoreOptions["compaction"];
 }
 
 /** What a node holds, for `ordo status` and `/status`. */
@@ -119,7 +121,7 @@ export class Engine {
       await storage.close();
       throw error;
     }
-    const docs = new DocStore({ storage, cacheSize: options.cacheSize, clock: options.clock ?? systemClock, logger, maintainsCatalog: options.maintainsCatalog });
+    const docs = new DocStore({ storage, cacheSize: options.cacheSize, clock: options.clock ?? systemClock, logger, maintainsCatalog: options.maintainsCatalog, compaction: options.compaction });
     const engine = new Engine(dataDir, docs, storage, projection, logger, options.migrate ?? true);
     if (engine.#tracksCompleteness) {
       try {
