@@ -36,6 +36,8 @@ export interface EngineOptions {
   maintainsCatalog?: DocStoreOptions["maintainsCatalog"];
   /** When documents are compacted (see `DocStoreOptions.compaction`). */
   compaction?: DocStoreOptions["compaction"];
+  /** Wraps the document storage opened for the store, e.g. to inject faults in tests. */
+  wrapStorage?: (storage: DocStorage) => DocStorage;
 }
 
 /** What a node holds, for `ordo status` and `/status`. */
@@ -46,6 +48,8 @@ export interface EngineStatus {
   deleted: number;
   quarantined: number;
   damagedChunks: number;
+  /** Storage is refusing writes: changes wait in memory and are retried (see `DocStore.writesFailing`). */
+  writesFailing: boolean;
   projected: number;
   projectionPending: number;
   projectionFailures: number;
@@ -109,11 +113,12 @@ export class Engine {
       throw new OrdoError("ORDO_NO_DATA", `no node in ${dataDir} (run \`ordo init\` first)`);
     }
     const logger = options.logger ?? silentLogger;
-    const storage = openSqliteStorage({
+    const opened = openSqliteStorage({
       path: join(dataDir, "store.sqlite"),
       clock: options.clock,
       onDamage: (chunk) => logger.error({ key: chunk.key, reason: chunk.reason }, "damaged chunk set aside"),
     });
+    const storage = options.wrapStorage?.(opened) ?? opened;
     let projection: ProjectionDb;
     try {
       projection = await openProjectionDb({ path: join(dataDir, "projection.sqlite"), migrate: options.migrate ?? true });
@@ -183,8 +188,15 @@ export class Engine {
     }
   }
 
+  /** Storage is refusing writes; the changes wait in memory and are retried. */
+  get writesFailing(): boolean {
+    return this.docs.writesFailing;
+  }
+
+  /** What the node holds. Answers while storage refuses writes: it counts what is stored, and says so. */
   async status(): Promise<EngineStatus> {
-    await this.docs.flush();
+    // A failing disk must not take the report down with it (`/healthz` reads it).
+    await this.docs.flush().catch(() => undefined);
     const records = await this.#storage.records({ includeDeleted: true });
     const byKind: Record<string, number> = {};
     let deleted = 0;
@@ -202,6 +214,7 @@ export class Engine {
       deleted,
       quarantined,
       damagedChunks: (await this.#storage.damagedChunks()).length,
+      writesFailing: this.docs.writesFailing,
       projected: Number(projected.n),
       projectionPending: this.#dirty.size,
       projectionFailures: this.#failures,

@@ -166,6 +166,15 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     return this.#describedInWorker;
   }
 
+  /**
+   * Storage is refusing writes (a full disk, an I/O error, a locked file): the last commit
+   * failed. The changes since are readable here and retried; until this clears they live only
+   * in memory.
+   */
+  get writesFailing(): boolean {
+    return this.#writes.failing;
+  }
+
   /** Documents in memory right now (bounded by `cacheSize`). */
   get liveCount(): number {
     return this.#cache.size;

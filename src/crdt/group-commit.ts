@@ -37,6 +37,8 @@ export class GroupCommit {
   #scheduled: Promise<void> | null = null;
   #running: Promise<void> | null = null;
   #stopped = false;
+  /** The last commit failed: its writes wait in `pending` for a retry. */
+  #failing = false;
 
   constructor(
     private readonly storage: DocStorage,
@@ -58,8 +60,22 @@ export class GroupCommit {
     return this.#scheduled;
   }
 
-  /** Resolves once nothing is scheduled or running. */
+  /**
+   * True from a failed commit until a commit succeeds: storage is refusing writes, and what
+   * was written since lives only in memory.
+   */
+  get failing(): boolean {
+    return this.#failing;
+  }
+
+  /**
+   * Resolves once nothing is scheduled or running and the writes queued so far are committed;
+   * rejects if committing them fails.
+   */
   async flush(): Promise<void> {
+    // Writes a failed commit put back wait for a retry timer, with nothing scheduled: without
+    // this, a flush (and so a close, or a durability barrier) would pass over them.
+    if (this.#failing) void this.schedule().catch(() => undefined);
     for (let next = this.#scheduled ?? this.#running; next; next = this.#scheduled ?? this.#running) await next;
   }
 
@@ -88,7 +104,10 @@ export class GroupCommit {
       throw this.#failed(error);
     }
     const batch = this.pending;
-    if (batch.save.length === 0 && batch.remove.length === 0 && batch.records.size === 0 && batch.notify.length === 0) return;
+    if (batch.save.length === 0 && batch.remove.length === 0 && batch.records.size === 0 && batch.notify.length === 0) {
+      this.#failing = false;
+      return;
+    }
     this.pending = emptyBatch();
     this.inFlight = batch;
     try {
@@ -102,11 +121,14 @@ export class GroupCommit {
     } finally {
       this.inFlight = null;
     }
+    // Every write a failed commit put back went into this batch: none is left waiting.
+    this.#failing = false;
     this.hooks.afterCommit(batch);
     for (const announce of batch.notify) announce();
   }
 
   #failed(error: unknown): OrdoError {
+    this.#failing = true;
     this.hooks.onError(error);
     if (!this.#stopped) setTimeout(() => void this.schedule().catch(() => undefined), DEFAULT_RETRY_MS).unref();
     return new OrdoError("ORDO_STORAGE", "could not write documents to storage; they stay queued and are retried", { cause: error });

@@ -50,7 +50,7 @@ export interface SyncNodeOptions {
    */
   connectors?: false | Pick<ConnectorServiceOptions, "intervalMs" | "debounceMs" | "fetch">;
   logger?: Logger;
-  engine?: Pick<EngineOptions, "cacheSize" | "clock">;
+  engine?: Pick<EngineOptions, "cacheSize" | "clock" | "wrapStorage">;
 }
 
 export interface NodeStatus {
