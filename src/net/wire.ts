@@ -49,6 +49,19 @@ export interface IgnoredMessage {
 }
 
 /** A document message as it travels, with its sequence number between Ordo peers. */
+/**
+ * Between peers that number their messages (both announced `ordoSeq`): "I have sent you
+ * `count` numbered messages". Unnumbered itself, it follows a burst once the sender falls
+ * quiet, and every ping interval: a message lost at the end of a burst, which no later
+ * numbered message would reveal, is noticed then.
+ */
+export interface SentCountMessage {
+  type: "ordo-sent";
+  senderId: string;
+  targetId: string;
+  count: number;
+}
+
 export type WireDocMessage = DocMessage & { ordoSeq?: number };
 
 /** Every message of the protocol, after its shape was checked. */
@@ -58,6 +71,7 @@ export type ClientOrServerMessage =
   | ErrorMessage
   | LeaveMessage
   | WireDocMessage
+  | SentCountMessage
   | IgnoredMessage;
 
 /** Why a frame is not the protocol. */
@@ -161,6 +175,11 @@ export function checkMessage(value: unknown): ClientOrServerMessage {
       // An empty summary is meaningful: "I hold nothing you may read".
       if (!(data instanceof Uint8Array) || (type === "ordo-docs" && data.byteLength === 0)) throw shape(`${type} data is not bytes`);
       return withSeq(value, { type, senderId, targetId: peerId(value, "targetId"), data: asPlainBytes(data) });
+    }
+    case "ordo-sent": {
+      const count = value["count"];
+      if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 0) throw shape("count is not a whole number");
+      return { type, senderId, targetId: peerId(value, "targetId"), count };
     }
     case "ordo-offered": {
       const count = value["count"];

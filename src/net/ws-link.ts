@@ -9,6 +9,9 @@ import type { Principal } from "./principal.js";
 import { describeError, errorCode, INTERNAL_ERROR, isSendableCode, statusCodeOf, toBytes, truncateReason } from "./socket-utils.js";
 import { checkMessage, decodeFrame, encodeFrame, isDocMessage, WireError, type WireDocMessage } from "./wire.js";
 
+/** How long after its last numbered message a link tells the peer how many it sent. */
+export const SENT_COUNT_AFTER_MS = 1_000;
+
 /** `LinkStats` plus what the transport refused. */
 export interface WsLinkStats extends LinkStats {
   /** Frames refused as not the protocol (the first one also closed the link). */
@@ -70,6 +73,7 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
   #sendSeq = 0;
   #receiveSeq = 0;
   #awaitingPong = false;
+  #sentCountTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #pingTimer: NodeJS.Timeout | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
@@ -133,6 +137,10 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
       }
       this.#socket.send(frame);
       this.#sendSeq += 1;
+      if (this.sequenced) {
+        clearTimeout(this.#sentCountTimer);
+        this.#sentCountTimer = setTimeout(this.#sendSentCount, SENT_COUNT_AFTER_MS).unref();
+      }
       this.#stats.messagesOut += 1;
       this.#stats.bytesOut += frame.byteLength;
       if (this.#socket.bufferedAmount > this.#limits.maxBufferedBytes) {
@@ -206,6 +214,13 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
         this.#receiveSeq += 1;
       }
       this.#deliver(copyDocMessage(message));
+    } else if (message.type === "ordo-sent") {
+      if (!this.sequenced) return this.close(CloseCode.malformedMessage, "ordo-sent from a peer that did not announce Ordo");
+      // Every message sent before the count has arrived by now: fewer means some were lost on the way.
+      if (message.count > this.#receiveSeq) {
+        this.#logger.warn(this.#context({ sent: message.count, received: this.#receiveSeq }), "messages lost");
+        return this.close(CloseCode.outOfSequence, "messages lost");
+      }
     } else if (message.type === "leave") {
       this.close(CloseCode.normal, "leave");
     } else if (message.type === "error") {
@@ -245,6 +260,15 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
     this.#awaitingPong = false;
   };
 
+  /** Tells the peer how many numbered messages it should have had from us (see `SentCountMessage`). */
+  #sendSentCount = (): void => {
+    if (this.#closed || !this.sequenced || this.#sendSeq === 0 || this.#socket.readyState !== this.#socket.OPEN) return;
+    const frame = encodeFrame({ type: "ordo-sent", senderId: this.localPeerId, targetId: this.remotePeerId, count: this.#sendSeq });
+    this.#socket.send(frame);
+    this.#stats.messagesOut += 1;
+    this.#stats.bytesOut += frame.byteLength;
+  };
+
   #ping = (): void => {
     if (this.#awaitingPong) {
       this.#logger.warn(this.#context({}), "no pong: remote is gone");
@@ -253,6 +277,8 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
       return;
     }
     this.#awaitingPong = true;
+    // Again each interval: the count that followed the last burst may itself have been lost.
+    this.#sendSentCount();
     try {
       this.#socket.ping();
     } catch {
@@ -277,6 +303,7 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#expiryTimer);
+    clearTimeout(this.#sentCountTimer);
     clearInterval(this.#pingTimer);
     this.#stats.documentsNamed = this.#documents.size;
     this.#documents.clear();

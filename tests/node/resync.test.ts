@@ -45,6 +45,15 @@ async function expectConverged(student: SyncNode, authority: SyncNode, what: str
   }
 }
 
+/** Resolves once no message has crossed the proxy for `ms`: the last exchange is over. */
+async function quiet(proxy: FaultProxy, ms: number): Promise<void> {
+  let last = Date.now();
+  const note = () => (last = Date.now());
+  proxy.on("message", note);
+  while (Date.now() - last < ms) await new Promise((resolve) => setTimeout(resolve, 50));
+  proxy.off("message", note);
+}
+
 /** Like `eventually`, but says whether `check` came to hold instead of failing. */
 async function holdsWithin(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
   return eventually(check, "", timeoutMs).then(
@@ -142,6 +151,20 @@ describe("a transport that loses, duplicates or reorders a message", () => {
     // One fault, one disconnect: the resync itself never ran out of sequence.
     expect(proxy.closes.filter((close) => close.code === CloseCode.outOfSequence).length).toBe(2);
     expect(proxy.closes.filter((close) => close.connection > 1)).toEqual([]);
+  });
+
+  it("notices the last message of a burst lost, with nothing after it, and resyncs", async () => {
+    const { authority, student, proxy, submission } = await setup();
+    await quiet(proxy, 1_500);
+    // The student's one edit goes out as a single message, which is lost; the student then falls silent.
+    proxy.inject("up", "drop");
+    await student.engine.docs.change<"submission">(submission, (draft) => {
+      draft.body = "Written just before the line dropped a message.";
+    });
+    // The count of messages sent, which follows once the student is quiet, gives the loss away.
+    await eventually(() => proxy.closes.some((close) => close.connection === 1 && close.code === CloseCode.outOfSequence), "the link closed for the lost message");
+    await expectConverged(student, authority, "equal heads after the resync");
+    expect(await bodyIn(authority, submission)).toBe("Written just before the line dropped a message.");
   });
 });
 
