@@ -1,5 +1,8 @@
 import type { Suite } from "../suite.js";
+import { convergence } from "./convergence.js";
 import { crashes } from "./crashes.js";
+import { frameFuzz } from "./frame-fuzz.js";
+import { storageFaults } from "./storage-faults.js";
 
 /** Every suite, in the order `npm run reliability` runs them. */
-export const SUITES: Suite[] = [crashes];
+export const SUITES: Suite[] = [convergence, crashes, storageFaults, frameFuzz];

@@ -65,6 +65,7 @@ export class FaultProxy extends EventEmitter<FaultProxyEvents> {
   readonly #pending = new Map<ProxyDirection, PendingFault>();
   readonly #held = new Map<ProxyDirection, Frame>();
   #connections = 0;
+  #offline = false;
 
   private constructor(upstream: string, http: Server) {
     super();
@@ -111,8 +112,25 @@ export class FaultProxy extends EventEmitter<FaultProxyEvents> {
     await new Promise<void>((resolve) => this.#http.close(() => resolve()));
   }
 
+  /** Whether the line is down (`offline`): no connection gets through. */
+  get isOffline(): boolean {
+    return this.#offline;
+  }
+
+  /** A partition: every connection ends abruptly and new ones are refused until `online()`. */
+  offline(): void {
+    this.#offline = true;
+    this.#held.clear();
+    for (const socket of this.#sockets) socket.terminate();
+  }
+
+  online(): void {
+    this.#offline = false;
+  }
+
   #onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
+    if (this.#offline) return void socket.destroy();
     const target = new URL(request.url ?? "/", this.#upstream);
     const authorization = request.headers.authorization;
     const upstream = new WebSocket(target, { headers: authorization === undefined ? {} : { authorization }, perMessageDeflate: false });
