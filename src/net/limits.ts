@@ -26,6 +26,8 @@ export interface LinkLimits {
   pingIntervalMs: number;
   /** Time a closing socket gets to finish the close handshake before it is destroyed. */
   closeGraceMs: number;
+  /** Connections open at once from one address (upgrades under way included); more are refused with 429. */
+  maxConnectionsPerAddress: number;
 }
 
 export const DEFAULT_LINK_LIMITS: Readonly<LinkLimits> = Object.freeze({
@@ -52,6 +54,8 @@ export const DEFAULT_LINK_LIMITS: Readonly<LinkLimits> = Object.freeze({
   // Long enough for a close frame's round trip on a slow network, short enough that a
   // peer ignoring it cannot hold the socket (ws itself waits 30 s).
   closeGraceMs: 5_000,
+  // A school's NAT puts hundreds of devices behind one address; thousands from one are a flood.
+  maxConnectionsPerAddress: 512,
 });
 
 /** Fills in the defaults and rejects nonsense (zero, negative, NaN), so a typo fails at start. */

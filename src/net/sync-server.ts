@@ -83,6 +83,8 @@ export class SyncServer {
   readonly #links = new Map<string, WsLink>();
   readonly #metrics = { accepted: 0, messagesRefused: 0, bytesIn: 0, bytesOut: 0 };
   readonly #refused = new Map<string, number>();
+  /** Sockets open now per remote address, upgrades under way included. */
+  readonly #perAddress = new Map<string, number>();
   readonly #closedByCode = new Map<string, number>();
   /** Each upgrade's challenge, from `#authenticate` to the `headers` event that writes it out. */
   readonly #challenges = new WeakMap<IncomingMessage, string>();
@@ -168,6 +170,11 @@ export class SyncServer {
   #onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     // Errors on the raw socket before ws owns it must not become uncaught exceptions.
     socket.on("error", () => socket.destroy());
+    if (!this.#admitFromAddress(request.socket.remoteAddress ?? "", socket)) {
+      this.#logger.info({ remote: request.socket.remoteAddress }, "upgrade refused: too many connections from one address");
+      this.#count(this.#refused, "too-many-connections");
+      return refuseUpgrade(socket, 429, { error: "too many connections" });
+    }
     try {
       this.#authenticate(request, socket, head);
     } catch (error) {
@@ -176,6 +183,19 @@ export class SyncServer {
       refuseUpgrade(socket, 500, { error: "internal" });
     }
   };
+
+  /** Counts the socket against its address until it closes, unless the address is at its cap. */
+  #admitFromAddress(address: string, socket: Duplex): boolean {
+    const open = this.#perAddress.get(address) ?? 0;
+    if (open >= this.#limits.maxConnectionsPerAddress) return false;
+    this.#perAddress.set(address, open + 1);
+    socket.once("close", () => {
+      const left = (this.#perAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.#perAddress.set(address, left);
+      else this.#perAddress.delete(address);
+    });
+    return true;
+  }
 
   #authenticate(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const context = { path: safeRequestPath(request), remote: request.socket.remoteAddress };

@@ -11,6 +11,7 @@ import {
   expectEcho,
   joinClient,
   rawClient,
+  refusedUpgrade,
   SERVER_PEER,
   syncMessage,
   type FrameSpec,
@@ -172,5 +173,21 @@ describe("sequence numbers between Ordo peers", () => {
     const answer = await client.next();
     expect(answer.type === "sync" && answer.ordoSeq).toBeUndefined();
     expect((server.links[0] as WsLink).sequenced).toBe(false);
+  });
+});
+
+describe("connections from one address", () => {
+  it("refuses more than the cap from one address with 429, serves other addresses, and admits again once one closes", async () => {
+    const server = await setup({ limits: { maxConnectionsPerAddress: 3 } });
+    const open = await Promise.all([1, 2, 3].map((n) => joinClient(server.url, { token: `ok.user${n}.student`, peerId: `peer-${n}` })));
+    expect(await refusedUpgrade(server.url, { headers: { authorization: "Bearer ok.mallory.student" } })).toEqual({ status: 429, body: { error: "too many connections" } });
+    // Another address (loopback has many) is not affected.
+    const elsewhere = await joinClient(server.url, { token: "ok.bob.student", peerId: "bob-peer", socket: { localAddress: "127.0.0.2" } });
+    await expectEcho(elsewhere, "bob-peer");
+    await expectEcho(open[0]!, "peer-1");
+    open[1]!.ws.close();
+    await open[1]!.closed;
+    const again = await joinClient(server.url, { token: "ok.carol.student", peerId: "carol-peer" });
+    await expectEcho(again, "carol-peer");
   });
 });
