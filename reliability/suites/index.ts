@@ -1,9 +1,10 @@
 import type { Suite } from "../suite.js";
 import { abuseLimits } from "./abuse-limits.js";
+import { authorization } from "./authorization.js";
 import { convergence } from "./convergence.js";
 import { crashes } from "./crashes.js";
 import { frameFuzz } from "./frame-fuzz.js";
 import { storageFaults } from "./storage-faults.js";
 
 /** Every suite, in the order `npm run reliability` runs them. */
-export const SUITES: Suite[] = [convergence, crashes, storageFaults, frameFuzz, abuseLimits];
+export const SUITES: Suite[] = [convergence, crashes, storageFaults, frameFuzz, authorization, abuseLimits];
