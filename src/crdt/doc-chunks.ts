@@ -3,6 +3,7 @@ import * as A from "@automerge/automerge";
 import type { Chunk, StorageKey } from "@automerge/automerge-repo/slim";
 import type { DocumentId } from "./ids.js";
 import type { LiveDoc } from "./doc-cache.js";
+import { isWholeAutomergeData } from "./chunk-frames.js";
 
 /**
  * Chunk keys follow automerge-repo's layout (`[documentId, "snapshot" | "incremental", hash]`),
@@ -27,7 +28,7 @@ export function headsKey(doc: A.Doc<unknown>): string {
 
 export interface LoadedDoc {
   live: LiveDoc;
-  /** Chunks whose bytes passed their checksum but that Automerge could not read. */
+  /** Chunks storage returned that are not whole Automerge data (torn or garbled) or that Automerge could not read. */
   unreadable: StorageKey[];
 }
 
@@ -48,10 +49,18 @@ export function loadFromChunks(chunks: readonly Chunk[]): LoadedDoc | undefined 
   let incrementalBytes = 0;
   for (const chunk of [...snapshots, ...incrementals]) {
     const data = chunk.data as Uint8Array;
+    // loadIncremental takes a torn or garbled chunk without an error (it keeps the changes
+    // before the damage): without this check such a chunk would count as loaded, and
+    // compaction would delete it. Storage that checks its own checksums catches most damage
+    // first; this holds whatever the storage.
+    if (!isWholeAutomergeData(data)) {
+      unreadable.push(chunk.key);
+      continue;
+    }
     try {
       // A first snapshot loads faster whole than through loadIncremental. Automerge's own
-      // integrity check is skipped (`unchecked`, about half the CPU of a load): every chunk
-      // already passed its SHA-256 checksum in storage. Peers' bytes never come this way.
+      // integrity check is skipped (`unchecked`, about half the CPU of a load): the frames and
+      // their checksums were verified just above. Peers' bytes never come this way.
       doc = chunkKeys.length === 0 && chunk.key[1] === "snapshot" ? replace(doc, A.load(data, { unchecked: true })) : A.loadIncremental(doc, data);
       chunkKeys.push(chunk.key);
       if (chunk.key[1] === "snapshot") snapshotBytes += data.byteLength;
