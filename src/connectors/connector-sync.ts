@@ -1,6 +1,7 @@
 import type { Kysely } from "kysely";
 import type { DocStore } from "../crdt/doc-store.js";
 import type { DocUrl } from "../crdt/ids.js";
+import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/logger.js";
 import { canvasClient } from "./canvas/canvas-client.js";
 import { canvasInstance, urlOf } from "./canvas/canvas-mapping.js";
@@ -28,6 +29,13 @@ export interface ConnectorSyncOptions<S> {
   retry?: Partial<RetryPolicy>;
   /** Waits of the HTTP client between retries (tests skip them). */
   sleep?: (ms: number) => Promise<void>;
+  /** Jitter of the HTTP client's backoff (tests seed it). */
+  random?: () => number;
+  /**
+   * The node's clock: when the outbox retries a change, and the times it compares with the
+   * documents' own (which the node's clock wrote).
+   */
+  clock?: Clock;
   /** Receives the HTTP client's warnings (request method and path only, never credentials). */
   logger?: Logger;
   onProgress?: (done: number, stage: string) => void;
@@ -52,12 +60,14 @@ export type DiscourseSyncResult = ConnectorSyncResult<DiscoursePushResult>;
  */
 export async function syncCanvas(options: ConnectorSyncOptions<CanvasSettings>): Promise<CanvasSyncResult> {
   const { store, db, settings } = options;
-  const client = canvasClient({ url: settings.url, token: () => settings.token, fetch: options.fetch, retry: options.retry, sleep: options.sleep, logger: options.logger });
+  const { clock } = options;
+  const client = canvasClient({ url: settings.url, token: () => settings.token, fetch: options.fetch, retry: options.retry, sleep: options.sleep, random: options.random, logger: options.logger });
   const instance = canvasInstance(settings.url);
+  const outbox = new Outbox(db, clock);
   return pushThenPull(
     { store, db, system: "canvas", course: urlOf(instance, "course", settings.courseId)! },
-    () => pushCanvasChanges({ client, store, db, outbox: new Outbox(db), courseId: settings.courseId }),
-    () => pullCanvasCourse({ client, instance, store, db, courseId: settings.courseId, onProgress: options.onProgress }),
+    () => pushCanvasChanges({ client, store, db, outbox, courseId: settings.courseId, clock }),
+    () => pullCanvasCourse({ client, instance, store, db, courseId: settings.courseId, outbox, clock, onProgress: options.onProgress }),
   );
 }
 
@@ -70,12 +80,14 @@ export async function syncCanvas(options: ConnectorSyncOptions<CanvasSettings>):
  */
 export async function syncDiscourse(options: ConnectorSyncOptions<DiscourseSettings>): Promise<DiscourseSyncResult> {
   const { store, db, settings } = options;
-  const client = discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username, fetch: options.fetch, retry: options.retry, sleep: options.sleep, logger: options.logger });
+  const { clock } = options;
+  const client = discourseClient({ url: settings.url, apiKey: () => settings.apiKey, username: settings.username, fetch: options.fetch, retry: options.retry, sleep: options.sleep, random: options.random, logger: options.logger });
   const course = settings.course as DocUrl;
+  const outbox = new Outbox(db, clock);
   return pushThenPull(
     { store, db, system: "discourse", course },
-    () => pushDiscourseChanges({ client, instance: discourseInstance(settings.url), store, db, outbox: new Outbox(db), course, categoryId: settings.categoryId }),
-    () => pullDiscourseCategory({ client, instance: discourseInstance(settings.url), store, db, categoryId: settings.categoryId, course, onProgress: options.onProgress }),
+    () => pushDiscourseChanges({ client, instance: discourseInstance(settings.url), store, db, outbox, course, categoryId: settings.categoryId, clock }),
+    () => pullDiscourseCategory({ client, instance: discourseInstance(settings.url), store, db, categoryId: settings.categoryId, course, outbox, clock, onProgress: options.onProgress }),
   );
 }
 

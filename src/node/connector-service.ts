@@ -144,6 +144,8 @@ export class ConnectorService {
     const common = {
       store,
       db,
+      // The engine's clock: the outbox's times are compared with the documents' own.
+      clock: this.#options.clock,
       logger: this.#logger,
       // Stopping the node aborts calls in flight and the waits between retries: a pull cut
       // short takes nothing as deleted, and the outbox keeps what was not sent.

@@ -1,4 +1,5 @@
 // Canvas throttling (a leaky cost bucket per token) and the per-route fault injection tests use.
+import { drawFault, type RandomFaults } from "../random-faults.js";
 
 export interface ThrottleOptions {
   /** Canvas's high-water mark: at or above it, requests get the 403 throttle. */
@@ -53,8 +54,12 @@ export class CostBucket {
   }
 }
 
-/** What an injected fault does to a request instead of answering it. */
-export type CanvasFault = "throttle-403" | 429 | 500 | 503 | "drop-connection";
+/**
+ * What an injected fault does to a request. Most take the place of the answer: the request does
+ * nothing. Two let it do its work and then lose the answer: `lose-answer` closes the connection
+ * where the answer was due, `no-answer` leaves the request waiting until the client gives up.
+ */
+export type CanvasFault = "throttle-403" | 429 | 500 | 503 | "drop-connection" | "lose-answer" | "no-answer";
 
 /**
  * Which requests a fault hits: `"*"` for any, a path under `/api/v1` (`"/courses/4201/assignments"`, optionally
@@ -69,9 +74,15 @@ interface PendingFault {
   remaining: number;
 }
 
-/** Faults for the next N matching requests, consumed in the order they were injected. */
+/** Faults for the next N matching requests, consumed in the order they were injected; or at random. */
 export class FaultInjector {
   private readonly pending: PendingFault[] = [];
+  private random: RandomFaults<CanvasFault> | null = null;
+
+  /** From now on, a share of the requests no injected fault matches fail at random (null: none do). */
+  randomly(mode: RandomFaults<CanvasFault> | null): void {
+    this.random = mode;
+  }
 
   /** The next `times` requests matching `matcher` get `fault`. */
   inject(matcher: RouteMatcher, fault: CanvasFault, times = 1): void {
@@ -91,7 +102,7 @@ export class FaultInjector {
   take(method: string, path: string): CanvasFault | undefined {
     const index = this.pending.findIndex((p) => matches(p.matcher, method, path));
     const found = this.pending[index];
-    if (!found) return undefined;
+    if (!found) return drawFault(this.random);
     found.remaining -= 1;
     if (found.remaining <= 0) this.pending.splice(index, 1);
     return found.fault;

@@ -62,6 +62,7 @@ const ROUTES: CompiledRoute[] = [...COURSE_ROUTES, ...MODULE_ROUTES, ...DISCUSSI
  * const canvas = await FakeCanvas.start({ clock: () => Date.parse("2025-01-22T12:00:00Z") });
  * const res = await fetch(`${canvas.url}/api/v1/courses/4201/assignments`, { headers: { Authorization: `Bearer ${canvas.token}` } });
  * canvas.faults.inject("GET /courses/4201/assignments", "throttle-403", 2);
+ * canvas.faults.randomly({ rate: 0.25, faults: ["drop-connection", "lose-answer", 500], random: createRandom(7) });
  * await canvas.close();
  */
 export class FakeCanvas {
@@ -188,6 +189,7 @@ export class FakeCanvas {
       if (fault === 503) return this.send(res, record, { status: 503, text: "" });
 
       const reply = this.route(method, path, input, userId);
+      if (fault === "lose-answer" || fault === "no-answer") return this.withhold(req, record, fault);
       const stringIds = (req.headers.accept ?? "").includes(STRING_IDS);
       const extra = { "X-Request-Cost": this.throttle.requestCost.toFixed(16), "X-Rate-Limit-Remaining": String(settle()) };
       return this.send(res, record, reply, extra, { url, stringIds });
@@ -212,6 +214,12 @@ export class FakeCanvas {
       return route.handler({ state: this.state, method, params, input, userId, now: this.clock, origin: this.url });
     }
     return { status: 404, json: { errors: [{ message: "The specified resource does not exist." }] } };
+  }
+
+  /** A request that did its work and whose answer is lost: the connection closes, or the answer never comes. */
+  private withhold(req: IncomingMessage, record: (status: number) => void, fault: "lose-answer" | "no-answer"): void {
+    record(0);
+    if (fault === "lose-answer") req.socket.destroy();
   }
 
   /** The throttle answer: plain text, `X-Rate-Limit-Remaining: 0.0`, and no `Retry-After` or `X-Request-Cost`. */

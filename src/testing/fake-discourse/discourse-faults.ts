@@ -1,4 +1,5 @@
 import type { ServerResponse } from "node:http";
+import { drawFault, type RandomFaults } from "../random-faults.js";
 
 /**
  * What an injected fault answers:
@@ -7,8 +8,15 @@ import type { ServerResponse } from "node:http";
  * - `rate-limit-ip`: the per-IP middleware's plain-text 429
  * - `server-error`: 500; `read-only`: 503 JSON `read_only`
  * - `drop`: the socket is destroyed without an answer
+ * - `lose-answer`: the request does its work, then the socket is destroyed where the answer was due
+ * - `no-answer`: the request does its work, and its answer never comes (the client times out)
  */
-export type DiscourseFaultKind = "rate-limit" | "rate-limit-action" | "rate-limit-ip" | "server-error" | "read-only" | "drop";
+export type DiscourseFaultKind = "rate-limit" | "rate-limit-action" | "rate-limit-ip" | "server-error" | "read-only" | "drop" | "lose-answer" | "no-answer";
+
+/** Faults that let the request do its work and then lose its answer; the others take the answer's place. */
+export function losesAnswerAfterWork(kind: DiscourseFaultKind): kind is "lose-answer" | "no-answer" {
+  return kind === "lose-answer" || kind === "no-answer";
+}
 
 export interface DiscourseFaultRule {
   kind: DiscourseFaultKind;
@@ -22,9 +30,15 @@ export interface DiscourseFaultRule {
   retryAfter?: number;
 }
 
-/** Injects failures into the next matching requests, per route. */
+/** Injects failures into the next matching requests, per route; or into requests at random. */
 export class DiscourseFaults {
   private rules: (DiscourseFaultRule & { left: number })[] = [];
+  private random: RandomFaults<DiscourseFaultRule> | null = null;
+
+  /** From now on, a share of the requests no injected rule matches fail at random (null: none do). */
+  randomly(mode: RandomFaults<DiscourseFaultRule> | null): void {
+    this.random = mode;
+  }
 
   /** Makes the next `times` requests matching `rule` fail with `rule.kind`. */
   inject(rule: DiscourseFaultRule): void {
@@ -49,7 +63,7 @@ export class DiscourseFaults {
       if (typeof r.path === "string") return r.path === path || r.path.replace(/\.json$/, "") === bare;
       return r.path.test(path);
     });
-    if (rule === undefined) return undefined;
+    if (rule === undefined) return drawFault(this.random);
     rule.left -= 1;
     if (rule.left <= 0) this.rules = this.rules.filter((r) => r !== rule);
     return rule;
@@ -90,7 +104,10 @@ export function serveFault(rule: DiscourseFaultRule, res: ServerResponse): void 
       });
       return;
     case "drop":
+    case "lose-answer":
       res.socket?.destroy();
+      return;
+    case "no-answer":
       return;
   }
 }

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { DiscourseFaults, serveFault } from "./discourse-faults.js";
+import { DiscourseFaults, losesAnswerAfterWork, serveFault } from "./discourse-faults.js";
 import { errorReply, notFoundReply, parseNested, readBody, sendReply, type Params } from "./discourse-http.js";
 import { dispatchDiscourseRoute } from "./discourse-routes.js";
 import { DEFAULT_DISCOURSE_FIXTURES_DIR, generateDiscourseForum, seedDiscourseFromFixtures, type DiscourseScale } from "./discourse-seed.js";
@@ -94,7 +94,7 @@ export class FakeDiscourse {
     res.on("finish", () => (record.status = res.statusCode));
 
     const fault = this.faults.take(method, path);
-    if (fault !== undefined) {
+    if (fault !== undefined && !losesAnswerAfterWork(fault.kind)) {
       req.resume();
       serveFault(fault, res);
       return;
@@ -130,7 +130,9 @@ export class FakeDiscourse {
     }
     const params = { ...parseNested(parsed.searchParams), ...body };
     const reply = dispatchDiscourseRoute(method, bare, { state: this.state, viewer, params, createMemo: this.createMemo });
-    sendReply(res, reply ?? notFoundReply());
+    // The work is done; a fault that loses the answer loses it now.
+    if (fault !== undefined) serveFault(fault, res);
+    else sendReply(res, reply ?? notFoundReply());
   }
 
   /** Stops the webhook emitter and the server; both steps run even if one fails. */
