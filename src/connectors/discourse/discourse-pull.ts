@@ -120,6 +120,14 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
   }
 
   mapped = await pushedObjects();
+  const unconfirmed = await unconfirmedCreates(db);
+  /**
+   * A topic or post one of this node's creates made before the node could record it (the
+   * answer was lost, or a moderator approved it since): it is that create's document, which
+   * the next push records by the key its raw carries. A document of its own made now would be a
+   * copy, and a copy mirrored to Canvas before the push drops it stays there for good.
+   */
+  const madeHereUnrecorded = (post: Payload | null): boolean => unconfirmed.has(map.sendMarkKey(text(post?.raw)) ?? "");
   const users = new Set<string>();
   for (const listed of topics) {
     if (isAbout(listed)) continue;
@@ -173,6 +181,12 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
       await take("user", String(author.id), map.userFrom(instance, author));
     }
     const first = posts.find((p) => p.post_number === 1) ?? null;
+    if (madeHereUnrecorded(first)) {
+      // Its replies wait with it: they belong to the document the push is about to record.
+      fullTopics.delete(topicId);
+      result.deferred++;
+      return;
+    }
     const topicUrl = await take("topic", topicId, map.topicFrom(instance, course, view, first), facts(first, view.created_at));
     if (topicUrl !== null) {
       try {
@@ -183,6 +197,11 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
     }
     for (const post of posts) {
       if (post === first) continue;
+      if (madeHereUnrecorded(post)) {
+        mark("post", String(post.id));
+        result.deferred++;
+        continue;
+      }
       await take("post", String(post.id), map.postFrom(instance, course, topicId, post, numbers, mapped), facts(post, post.created_at));
     }
   }
@@ -200,6 +219,12 @@ export async function pullDiscourseCategory(options: DiscoursePullOptions): Prom
 }
 
 const text = (value: unknown): string => (typeof value === "string" ? value : "");
+
+/** The keys of this node's creates Discourse may hold unrecorded: sent with the answer lost, or waiting for a moderator. */
+async function unconfirmedCreates(db: Kysely<ConnectorTables>): Promise<Set<string>> {
+  const rows = await db.selectFrom("outbox").select("idempotency_key").where("system", "=", "discourse").where("operation", "=", "create").where("status", "in", ["pending", "sending"]).execute();
+  return new Set(rows.map((row) => row.idempotency_key));
+}
 
 /** A post's version and last change; a topic's are its post #1's (a title edit leaves no trace a pull can read). */
 function facts(post: Payload | null, created: unknown): RemoteFacts {

@@ -13,9 +13,12 @@ import { recordTopicPlace } from "./discourse-topic-records.js";
 /**
  * Creating topics and replies exactly once. The raw of each carries its outbox entry's key (an
  * HTML comment Discourse does not show), and the entry is `sending` before the request leaves.
- * An entry found `sending` after a crash is settled by finding the object with its key before
- * anything is sent again; Discourse's 120 s create memo would cover a quick retry, but not one
- * after a restart, and a topic sent twice would meet "Title has already been used".
+ * A create whose answer is lost (a dropped connection, a timeout, a 5xx) is not repeated: its
+ * entry stays `sending`, and the next push, like one after a crash, settles it by finding the
+ * object with its key before anything is sent again. Discourse's 120 s memo of identical creates
+ * would cover a quick retry, but not one after a restart or after throttled waits (a 429 asks
+ * for 42 s and more), and a create sent twice would then be a second post, or be refused
+ * ("Title has already been used", "Body is too similar") while the first one stands.
  *
  * A create Discourse puts in its approval queue (`action: "enqueued"`, no id) is neither sent
  * nor failed: the entry stays pending with `AWAITING_APPROVAL` as its note, is never sent again,
@@ -41,7 +44,7 @@ export async function sendTopicCreate(context: PushContext, entry: OutboxEntry, 
   const body = createTopicBody(topic, context.categoryId, entry.idempotency_key);
   if (!(await context.outbox.begin(entry.id))) return;
   try {
-    const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: body, headers: await asAuthor(context, topic.author) });
+    const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: body, headers: await asAuthor(context, topic.author), once: true });
     if (await awaitedApproval(context, entry, answer.body)) return;
     const first = answer.body as PostPayload;
     const view = { id: first.topic_id, title: body.title, user_id: first.user_id, created_at: first.created_at, visible: true, closed: false, archived: false };
@@ -63,7 +66,7 @@ export async function sendReplyCreate(context: PushContext, entry: OutboxEntry, 
   const parent = post.parent ? await parentPost(context, post.parent) : null;
   if (!(await context.outbox.begin(entry.id))) return;
   try {
-    const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: createPostBody(post, topicId, entry.idempotency_key, parent?.postNumber), headers: await asAuthor(context, post.author) });
+    const answer = await context.client.request<CreateAnswer>("POST", "/posts.json", { json: createPostBody(post, topicId, entry.idempotency_key, parent?.postNumber), headers: await asAuthor(context, post.author), once: true });
     if (await awaitedApproval(context, entry, answer.body)) return;
     await settleReply(context, entry, answer.body as PostPayload, { id: topicId, url: post.topic }, parent);
     context.result.created++;
