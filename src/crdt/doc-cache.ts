@@ -21,6 +21,8 @@ export interface LiveDoc {
  */
 export class DocCache {
   readonly #entries = new Map<DocumentId, LiveDoc>();
+  /** Documents a caller is loading or working on: never evicted, even past the capacity, until unpinned. */
+  readonly #pins = new Map<DocumentId, number>();
 
   constructor(readonly capacity: number) {}
 
@@ -45,9 +47,32 @@ export class DocCache {
   set(id: DocumentId, entry: LiveDoc): void {
     this.#entries.delete(id);
     this.#entries.set(id, entry);
-    while (this.#entries.size > this.capacity) {
-      const [oldest, evicted] = this.#entries.entries().next().value as [DocumentId, LiveDoc];
-      this.#entries.delete(oldest);
+    this.#evictOverflow();
+  }
+
+  /**
+   * Keeps `id` from eviction until as many `unpin` calls. Without it, more callers loading
+   * documents at once than the cache holds evict each other's before they can use them, and
+   * every one loads again: a thrash that grows with the square of the callers.
+   */
+  pin(id: DocumentId): void {
+    this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
+  }
+
+  unpin(id: DocumentId): void {
+    const left = (this.#pins.get(id) ?? 1) - 1;
+    if (left > 0) return void this.#pins.set(id, left);
+    this.#pins.delete(id);
+    this.#evictOverflow();
+  }
+
+  /** Frees the least recently used unpinned documents until the cache is back within its capacity. */
+  #evictOverflow(): void {
+    if (this.#entries.size <= this.capacity) return;
+    for (const [candidate, evicted] of this.#entries) {
+      if (this.#entries.size <= this.capacity) break;
+      if (this.#pins.has(candidate)) continue;
+      this.#entries.delete(candidate);
       A.free(evicted.doc);
     }
   }

@@ -716,11 +716,17 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
    * `await` may meanwhile be replaced by another writer, or evicted and freed.
    */
   async #withCurrent<T>(id: DocumentId, work: (live: LiveDoc | undefined) => T): Promise<T> {
-    for (;;) {
-      const exists = (await this.#bringIn(id)) || this.#cache.peek(id) !== undefined;
-      const live = this.#cache.peek(id);
-      // Evicted between loading and now: load again.
-      if (live || !exists) return work(live);
+    // Pinned while it loads, so other callers' loads cannot evict it before `work` runs.
+    this.#cache.pin(id);
+    try {
+      for (;;) {
+        const exists = (await this.#bringIn(id)) || this.#cache.peek(id) !== undefined;
+        const live = this.#cache.peek(id);
+        // Dropped between loading and now (a refused or unreadable change): load again.
+        if (live || !exists) return work(live);
+      }
+    } finally {
+      this.#cache.unpin(id);
     }
   }
 

@@ -299,6 +299,25 @@ describe("memory and durability", () => {
     expect(await store.urls(course.url, "page")).toHaveLength(60);
   });
 
+  it("loads each document once when more callers than its cap read at the same time, then holds no more than its cap", async () => {
+    const { store, storage } = openStore({ cacheSize: 2 });
+    const course = await seedCourse(store);
+    const pages = [];
+    for (let i = 0; i < 100; i++) pages.push(await store.create("page", { course: course.url, title: `Page ${i}`, body: "" }));
+    await store.flush();
+    let loads = 0;
+    const loadRange = storage.loadRange.bind(storage);
+    storage.loadRange = async (prefix) => {
+      loads++;
+      return loadRange(prefix);
+    };
+    const read = await Promise.all(pages.map((page) => store.changesSince(page.url)));
+    expect(read.every((changes) => changes !== undefined && changes.byteLength > 0)).toBe(true);
+    // Unpinned, each caller's load evicted another's before it was used: thousands of loads.
+    expect(loads).toBeLessThanOrEqual(pages.length + 5);
+    expect(store.liveCount).toBeLessThanOrEqual(2);
+  });
+
   it("applies every one of many concurrent changes to the same documents, even while evicting", async () => {
     const { store } = openStore({ cacheSize: 2 });
     const course = await seedCourse(store);
