@@ -476,8 +476,9 @@ ${fmt(c.meanBytes)} bytes per saved document on average.`
 
 A fresh node joins a relay holding a whole course; both ends run in fresh processes on loopback,
 and the joining side dials through a TCP proxy in its own process (\`bench/wire-meter.ts\`) that
-counts WebSocket messages from the frames themselves (data frames, not pings) and can cut the
-connection. ${course}
+counts WebSocket messages from the frames themselves (data frames, not pings, nor the \`ordo-sent\`
+count of messages sent that an Ordo link adds a second after each burst, which like a ping is
+transport bookkeeping) and can cut the connection. ${course}
 
 - **Ours**: \`ordo relay\` as \`SyncNode\` (mode relay, its own authority) holding the course; a fresh
   \`SyncNode\` with a teacher's token bound to its key dials it (\`relay\` option). **Stock**: both

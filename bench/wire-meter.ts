@@ -69,6 +69,8 @@ class FrameCounter {
   #opcode = 0;
   /** Payload bytes of the message being assembled (it may span fragments). */
   #messageBytes = 0;
+  /** The current frame is an `ordo-sent`, not counted (see `isSentCount`). */
+  #sentCount = false;
 
   constructor(
     private readonly fromServer: boolean,
@@ -120,9 +122,10 @@ class FrameCounter {
       // A client's frames carry a 4-byte mask key.
       if (b1 & 0x80) header += 4;
       if (available < header) break;
-      offset += header;
       this.#fin = (b0 & 0x80) !== 0;
       this.#opcode = b0 & 0x0f;
+      this.#sentCount = this.#fin && this.#opcode === 0x2 && available >= header + length && isSentCount(buf.subarray(offset, offset + header + length), header, length);
+      offset += header;
       this.#skip = length;
       if (DATA_OPCODES.has(this.#opcode)) this.#messageBytes += length;
       if (length === 0) this.#frameDone();
@@ -132,9 +135,28 @@ class FrameCounter {
 
   #frameDone(): void {
     if (!DATA_OPCODES.has(this.#opcode) || !this.#fin) return;
-    this.onMessage(this.#messageBytes);
+    if (!this.#sentCount) this.onMessage(this.#messageBytes);
     this.#messageBytes = 0;
   }
+}
+
+const SENT_COUNT_TYPE = Buffer.from("ordo-sent");
+
+/**
+ * Whether a whole single frame is an Ordo link's `ordo-sent`: the count of messages it sent,
+ * which a link adds a second after each burst to notice a lost one. It is transport
+ * bookkeeping, like a ping, not part of any exchange: counted, it would stretch every
+ * measured exchange to a second. A tiny frame split across reads is counted, to be safe.
+ */
+function isSentCount(frame: Buffer, header: number, length: number): boolean {
+  if (length > 128) return false;
+  const payload = Buffer.from(frame.subarray(header, header + length));
+  const masked = (frame[1]! & 0x80) !== 0;
+  if (masked) {
+    const key = frame.subarray(header - 4, header);
+    for (let i = 0; i < payload.length; i++) payload[i]! ^= key[i % 4]!;
+  }
+  return payload.includes(SENT_COUNT_TYPE);
 }
 
 function emptyWindow(): WireWindow {

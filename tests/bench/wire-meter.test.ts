@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocket, WebSocketServer } from "ws";
 import { startWireMeter, type WireMeter } from "../../bench/wire-meter.js";
+import { encodeFrame } from "../../src/net/wire.js";
 
 /** An echo server behind a meter: what a client sends comes back once, so both directions carry the same messages. */
 async function setup(): Promise<{ meter: WireMeter; server: WebSocketServer }> {
@@ -69,6 +70,21 @@ describe("the wire meter", () => {
     expect(window).toMatchObject({ connections: 1, messagesUp: 5, messagesDown: 5, bytesUp: 10 + 300 + 70_000 + 4 + 12, bytesDown: 10 + 300 + 70_000 + 4 + 12 });
     expect(window.connectedAt).not.toBeNull();
     expect(window.lastMessageAt).toBeGreaterThanOrEqual(window.connectedAt!);
+  });
+
+  it("does not count a link's ordo-sent, its count of messages sent, either way", async () => {
+    const { meter } = await setup();
+    const socket = await open(meter.url);
+    const sentCount = encodeFrame({ type: "ordo-sent", senderId: "a", targetId: "b", count: 12 });
+    await exchange(
+      socket,
+      (s) => {
+        s.send(Buffer.alloc(10));
+        s.send(sentCount);
+      },
+      2,
+    );
+    expect(meter.window()).toMatchObject({ messagesUp: 1, messagesDown: 1, bytesUp: 10, bytesDown: 10 });
   });
 
   it("starts a new window on mark, where a connection cut before it counts nothing", async () => {
