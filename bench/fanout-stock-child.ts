@@ -6,6 +6,7 @@ import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs";
 import { WebSocketServer } from "ws";
 import { cpuMs, readTask, rssMb, runChild, runService, since, startRssSampler, wallNow } from "./child-kit.js";
 import { ArrivalLog, cpuRoute, plainString, serveControl, sleep, type ChangeAnswer, type MemoryReport, type ReceiversReport, RSS_SAMPLE_MS, waitRoute } from "./fanout-kit.js";
+import { shutdown } from "./stock-kit.js";
 
 /**
  * Stock automerge-repo's side of the fan-out figure: a server `Repo` (WebSocket server
@@ -25,10 +26,6 @@ export type FanoutStockTask =
 
 type Root = Record<string, unknown>;
 
-/** `repo.shutdown()` can throw in 2.5.6 (HAZARDS); the process exits right after, so a failure changes nothing. */
-async function shutdown(repo: Repo): Promise<void> {
-  await repo.shutdown().catch(() => undefined);
-}
 
 async function seed(task: Extract<FanoutStockTask, { task: "seed" }>): Promise<{ documents: number; ms: number }> {
   const start = performance.now();

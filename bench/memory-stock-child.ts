@@ -1,12 +1,12 @@
 import { readFileSync } from "node:fs";
 import { format } from "node:util";
-import * as A from "@automerge/automerge";
 import { Repo, type AutomergeUrl, type DocHandle, type DocumentId } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter, WebSocketServerAdapter } from "@automerge/automerge-repo-network-websocket";
 import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs";
 import { WebSocketServer } from "ws";
 import { nodeFsDocuments, readTask, rssMb, runChild, runService, since } from "./child-kit.js";
 import { breakdownAfterGc, readIds, reportCrashes, sleep, startMemorySampler, type DeviceReport, type MemoryFigures, type SeatOutcome, type SeatsReady, type ServerMemoryReport } from "./memory-kit.js";
+import { preGrow, shutdown } from "./stock-kit.js";
 
 /**
  * Stock automerge-repo's side of the memory figures: a server `Repo` (WebSocket server
@@ -46,21 +46,8 @@ for (const method of ["log", "info", "debug"] as const) {
   };
 }
 
-/** `repo.shutdown()` can throw in 2.5.6 (HAZARDS); the process exits right after, so a failure changes nothing. */
-async function shutdown(repo: Repo): Promise<void> {
-  await repo.shutdown().catch(() => undefined);
-}
 
 
-/** The HAZARDS workaround, for the untimed build of the server's store only: grow Automerge's wasm memory once up front. */
-function preGrow(mb: number): void {
-  if (mb <= 0) return;
-  try {
-    A.load(new Uint8Array(mb * 1024 * 1024));
-  } catch {
-    // Expected: the bytes only serve to grow the memory.
-  }
-}
 
 async function seed(task: Extract<MemoryStockTask, { task: "seed" }>): Promise<{ documents: number; imported: number; ms: number }> {
   preGrow(task.preGrowMb);

@@ -12,6 +12,7 @@ import { openProjectionDb } from "../src/projection/projection-db.js";
 import { projectSnapshot } from "../src/projection/snapshot-projector.js";
 import { diskBytes, emptyFiles, readTask, rssMb, runChild, since, startRssSampler } from "./child-kit.js";
 import { generateCorpus, inputOf } from "./lms-corpus.js";
+import { shutdown } from "./stock-kit.js";
 
 /**
  * Stock automerge-repo's side of each figure: a `Repo` over `NodeFSStorageAdapter`, no
@@ -34,10 +35,6 @@ function readUrls(file: string): AutomergeUrl[] {
   return JSON.parse(readFileSync(file, "utf8")) as AutomergeUrl[];
 }
 
-/** `repo.shutdown()` can throw in 2.5.6 (see HAZARDS); the process exits right after, so a failure changes nothing. */
-async function shutdown(repo: Repo): Promise<void> {
-  await repo.shutdown().catch(() => undefined);
-}
 
 /**
  * Finds documents `concurrency` at a time until all are ready or the deadline passes.

@@ -9,6 +9,7 @@ import { initialRoot } from "../src/crdt/schema/document.js";
 import { cpuMs, nodeFsDocuments, readTask, rssMb, runChild, runService, since, serveActivity, startActivity, startRssSampler } from "./child-kit.js";
 import { lastBusyOfBothEnds, offlinePages, PHASE_DEADLINE_MS, QUIET_MS, regradedScore, SETTLE_MS, sleep, type ChangedFigures, type ColdFigures, type JoinReport, type ReconnectFigures, type ServerReport, type UploadFigures } from "./sync-kit.js";
 import { startWireMeter, type WireMeter } from "./wire-meter.js";
+import { preGrow, shutdown } from "./stock-kit.js";
 
 /**
  * Stock automerge-repo's side of the replication figures, both ends stock: a server (`Repo`
@@ -55,24 +56,7 @@ function exportedIds(file: string): DocumentId[] {
 }
 
 
-/** `repo.shutdown()` can throw in 2.5.6 (HAZARDS); the process exits right after, so a failure changes nothing. */
-async function shutdown(repo: Repo): Promise<void> {
-  await repo.shutdown().catch(() => undefined);
-}
 
-/**
- * The HAZARDS workaround: grow Automerge's wasm memory once instead of in thousands of small
- * steps that each cost Node a full GC. Loading bytes that are no document copies them into
- * wasm memory (growing it) and fails at once on the header.
- */
-function preGrow(mb: number): void {
-  if (mb <= 0) return;
-  try {
-    A.load(new Uint8Array(mb * 1024 * 1024));
-  } catch {
-    // Expected: the bytes only serve to grow the memory.
-  }
-}
 
 async function seed(task: Extract<SyncStockTask, { task: "seed" }>): Promise<{ documents: number; ms: number }> {
   // Untimed setup, so the workaround is used as run.ts does for its stock builds.
