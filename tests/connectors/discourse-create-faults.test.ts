@@ -1,12 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { connectorDb } from "../../src/connectors/connector-tables.js";
 import { syncCanvas, syncDiscourse } from "../../src/connectors/connector-sync.js";
 import { urlOf } from "../../src/connectors/discourse/discourse-mapping.js";
-import type { DocUrl } from "../../src/crdt/ids.js";
-import { Engine } from "../../src/engine.js";
 import { discourseTestNode } from "../../src/testing/discourse-node.js";
-import { DEFAULT_DISCOURSE_API_KEY, FakeCanvas, FakeDiscourse } from "../../src/testing/lms-fakes.js";
-import { makeTempDir } from "../../src/testing/temp-dir.js";
+import { mirroredCourse } from "./mirror-fixture.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -32,18 +28,7 @@ describe("a Discourse create whose answer is lost", () => {
   });
 
   it("is not pulled as a document of its own meanwhile, so Canvas never gets a second copy of it", async () => {
-    const canvas = await FakeCanvas.start();
-    const discourse = await FakeDiscourse.start();
-    const temp = makeTempDir();
-    const engine = await Engine.open({ dataDir: temp.dir, create: true });
-    cleanups.push(() => canvas.close(), () => discourse.close(), temp.remove, () => engine.close());
-    const store = engine.docs;
-    const db = connectorDb(engine.db);
-    const canvasSettings = { url: canvas.url, token: canvas.token, courseId: "4201" };
-    await syncCanvas({ store, db, settings: canvasSettings });
-    const course = `automerge:${(await store.records({ kind: "course" }))[0]!.id}` as DocUrl;
-    const discourseSettings = { url: discourse.url, apiKey: DEFAULT_DISCOURSE_API_KEY, username: "system", categoryId: "12", course };
-    await syncDiscourse({ store, db, settings: discourseSettings });
+    const { store, db, course, canvas, discourse, canvasSettings, discourseSettings } = await mirroredCourse(cleanups);
 
     const title = "Field notes from the pond walk";
     const topic = await store.create("discussion_topic", { course, title, message: "Post what you found under the lens.", published: true });
