@@ -39,6 +39,17 @@ export function log(message: string): void {
 
 export const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 export const perSecond = (docs: number, ms: number) => (docs * 1000) / ms;
+
+export function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+/** The `i`th of `parts` nearly equal slices of `items`. */
+export function slice<T>(items: readonly T[], i: number, parts: number): T[] {
+  const size = Math.ceil(items.length / parts);
+  return items.slice(i * size, (i + 1) * size);
+}
+
 export const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 /** Where the children run from (a snapshot of the sources, see run.ts); set once at the start of a run. */
@@ -106,6 +117,8 @@ export interface Service<R> {
   /** The child's `ready` object, or undefined when it did not start (see `failure`). */
   ready?: Record<string, unknown>;
   failure?: string;
+  /** The child's process id, so a parent can watch its memory and open files from /proc. */
+  pid?: number;
   /** Ends the child's stdin, which asks it to stop, and collects its report. */
   stop(): Promise<ChildOutcome<R>>;
 }
@@ -145,7 +158,7 @@ export function startService<R>(script: string, task: object, limitS: number): P
       const first = stdout.slice(0, newline);
       try {
         const parsed = JSON.parse(first) as { ready?: Record<string, unknown>; error?: string };
-        resolveService(parsed.ready ? { ready: parsed.ready, stop } : { failure: `failed: ${(parsed.error ?? first).split("\n")[0]}`, stop });
+        resolveService(parsed.ready ? { ready: parsed.ready, pid: child.pid, stop } : { failure: `failed: ${(parsed.error ?? first).split("\n")[0]}`, stop });
       } catch {
         resolveService({ failure: `said something else than ready: ${first.slice(0, 200)}`, stop });
       }

@@ -5,6 +5,7 @@ import { Engine } from "../src/engine.js";
 import { Authority } from "../src/net/authority.js";
 import { SyncNode } from "../src/node/sync-node.js";
 import { demoUser } from "../src/testing/principals.js";
+import { inSync, startSeat, writeIds, type Seat } from "./seat-kit.js";
 import { diskBytes, readTask, rssMb, runChild, runService, since } from "./child-kit.js";
 import { breakdownAfterGc, idsFileOf, reportCrashes, sleep, startMemorySampler, type DeviceReport, type MemoryFigures, type SeatOutcome, type SeatsReady, type ServerMemoryReport } from "./memory-kit.js";
 
@@ -16,10 +17,10 @@ import { breakdownAfterGc, idsFileOf, reportCrashes, sleep, startMemorySampler, 
 export type MemoryOursTask =
   /**
    * Seeds the relay's store with the demo course, exports every document for the stock server,
-   * and issues each seat a student's token signed by the relay's authority and bound to the key
+   * and issues each seat a student's (or teacher's) token signed by the relay's authority and bound to the key
    * in the seat's data directory.
    */
-  | { task: "seed"; relayDir: string; students: number; assignments: number; exportFile: string; seats: Array<{ index: number; dataDir: string }> }
+  | { task: "seed"; relayDir: string; students: number; assignments: number; exportFile: string; seats: SeatKey[] }
   /** Runs the relay until stdin ends. */
   | { task: "relay"; relayDir: string }
   /** Runs students' nodes dialing the relay until stdin ends; ready once all are in sync (or at the deadline). */
@@ -27,11 +28,13 @@ export type MemoryOursTask =
   /** One student's node alone: cold sync, stays `holdMs` more, reports its memory. */
   | { task: "device"; relayUrl: string; seat: Seat; idsFile: string; deadlineMs: number; holdMs: number };
 
-export interface Seat {
+/** Whom a token is for: the demo course's `index`th student (or teacher), on the device whose key is in `dataDir`. */
+export interface SeatKey {
   index: number;
   dataDir: string;
-  token: string;
+  role?: "student" | "teacher";
 }
+
 
 export interface MemorySeed {
   course: DocUrl;
@@ -69,7 +72,7 @@ async function seed(task: Extract<MemoryOursTask, { task: "seed" }>): Promise<Me
   await engine.close();
   // The relay runs as its own authority (no token): its key signs each student's token, bound to that student's device key.
   const authority = Authority.open(task.relayDir);
-  const tokens = task.seats.map(({ index, dataDir }) => authority.issue({ user: demoUser("student", index), role: "student", courses: [demo.course], ttlMs: TOKEN_TTL_MS, holderKey: Authority.open(dataDir).publicKey }));
+  const tokens = task.seats.map(({ index, dataDir, role = "student" }) => authority.issue({ user: demoUser(role, index), role, courses: [demo.course], ttlMs: TOKEN_TTL_MS, holderKey: Authority.open(dataDir).publicKey }));
   return { course: demo.course, documents: status.documents, byKind: status.byKind, projected: status.projected, tokens, seedMs, exportMs, diskBytes: diskBytes(task.relayDir) };
 }
 
@@ -93,29 +96,12 @@ function relay(task: Extract<MemoryOursTask, { task: "relay" }>): void {
   });
 }
 
-/** In sync with the relay: the one link is up and both sides have offered everything. */
-function inSync(node: SyncNode): boolean {
-  const peers = node.status().peers;
-  return peers.length === 1 && peers[0]!.connected && peers[0]!.inSync;
-}
-
-function startStudent(seat: Seat, relayUrl: string): Promise<SyncNode> {
-  return SyncNode.start({ dataDir: seat.dataDir, create: true, token: seat.token, relay: relayUrl, discovery: false, connectors: false });
-}
-
-/** Writes the ids of every document the node's store holds, one a line: what the stock client of the same student is told to find. */
-async function writeIds(node: SyncNode, file: string): Promise<number> {
-  const records = await node.engine.docs.records();
-  writeFileSync(file, `${records.map((record) => record.id).join("\n")}\n`);
-  return records.length;
-}
-
 function students(task: Extract<MemoryOursTask, { task: "students" }>): void {
   runService(async () => {
     const memory = startMemorySampler();
     const start = performance.now();
     // All at once: the relay takes every cold sync together, as when a class comes online.
-    const nodes = await Promise.all(task.seats.map((seat) => startStudent(seat, task.relayUrl)));
+    const nodes = await Promise.all(task.seats.map((seat) => startSeat(seat, task.relayUrl)));
     const doneAt: Array<number | undefined> = nodes.map(() => undefined);
     const deadline = start + task.deadlineMs;
     while (doneAt.some((at) => at === undefined) && performance.now() < deadline) {
@@ -149,7 +135,7 @@ async function device(task: Extract<MemoryOursTask, { task: "device" }>): Promis
   // Modules loaded, nothing opened yet.
   memory.markReady();
   const start = performance.now();
-  const node = await startStudent(task.seat, task.relayUrl);
+  const node = await startSeat(task.seat, task.relayUrl);
   let doneAt: number | undefined;
   while (performance.now() < start + task.deadlineMs) {
     if (inSync(node)) {

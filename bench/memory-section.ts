@@ -1,9 +1,11 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { fmt, log, machineLines, markdownTable, runChild, startService, type ChildOutcome, type Row, type RunInfo, type Service } from "./bench-kit.js";
+import { fmt, log, machineLines, markdownTable, range, runChild, slice, startService, type ChildOutcome, type Row, type RunInfo, type Service } from "./bench-kit.js";
 import type { DeviceReport, MemoryBreakdown, MemoryFigures, SeatOutcome, SeatsReady, ServerMemoryReport } from "./memory-kit.js";
 import { idsFileOf, sleep } from "./memory-kit.js";
-import type { MemoryOursTask, MemorySeed, Seat } from "./memory-ours-child.js";
-import type { MemoryStockTask, StockSeat } from "./memory-stock-child.js";
+import type { MemoryOursTask, MemorySeed } from "./memory-ours-child.js";
+import type { Seat } from "./seat-kit.js";
+import type { MemoryStockTask } from "./memory-stock-child.js";
+import type { StockSeat } from "./stock-kit.js";
 
 /**
  * The memory section of `npm run bench` (alone: `BENCH_ONLY=memory`): two product goals.
@@ -70,16 +72,6 @@ interface DeviceRun {
   device?: DeviceReport;
   server?: ServerMemoryReport;
   failure?: string;
-}
-
-function range(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => i);
-}
-
-/** The `i`th of `parts` nearly equal slices of `items`. */
-function slice<T>(items: readonly T[], i: number, parts: number): T[] {
-  const size = Math.ceil(items.length / parts);
-  return items.slice(i * size, (i + 1) * size);
 }
 
 /**

@@ -1,12 +1,9 @@
 import { readFileSync } from "node:fs";
-import { format } from "node:util";
-import { Repo, type AutomergeUrl, type DocHandle, type DocumentId } from "@automerge/automerge-repo";
-import { WebSocketClientAdapter, WebSocketServerAdapter } from "@automerge/automerge-repo-network-websocket";
+import { Repo, type DocumentId } from "@automerge/automerge-repo";
 import { NodeFSStorageAdapter } from "@automerge/automerge-repo-storage-nodefs";
-import { WebSocketServer } from "ws";
 import { nodeFsDocuments, readTask, rssMb, runChild, runService, since } from "./child-kit.js";
-import { breakdownAfterGc, readIds, reportCrashes, sleep, startMemorySampler, type DeviceReport, type MemoryFigures, type SeatOutcome, type SeatsReady, type ServerMemoryReport } from "./memory-kit.js";
-import { preGrow, shutdown } from "./stock-kit.js";
+import { breakdownAfterGc, reportCrashes, sleep, startMemorySampler, type DeviceReport, type MemoryFigures, type SeatsReady, type ServerMemoryReport } from "./memory-kit.js";
+import { captureStockLogs, clientRepo, findAll, preGrow, shutdown, startStockServer, type StockSeat } from "./stock-kit.js";
 
 /**
  * Stock automerge-repo's side of the memory figures: a server `Repo` (WebSocket server
@@ -24,30 +21,7 @@ export type MemoryStockTask =
   /** One student's client alone: finds its documents, stays `holdMs` more, reports its memory. */
   | { task: "device"; serverUrl: string; seat: StockSeat; concurrency: number; deadlineMs: number; holdMs: number };
 
-export interface StockSeat {
-  index: number;
-  dir: string;
-  /** The ids our node of the same student held after its cold sync. */
-  idsFile: string;
-}
-
-type Root = Record<string, unknown>;
-
-/**
- * Stock logs some errors with `console.log` ("error receiving message" when a sync message
- * fails), on stdout, where a child's reports go: they go to stderr instead, and are counted.
- */
-const logged = { count: 0, first: undefined as string | undefined };
-for (const method of ["log", "info", "debug"] as const) {
-  console[method] = (...args: unknown[]) => {
-    logged.count++;
-    logged.first ??= format(...args).replace(/\s+/g, " ").slice(0, 300);
-    process.stderr.write(`${format(...args)}\n`);
-  };
-}
-
-
-
+const logged = captureStockLogs();
 
 async function seed(task: Extract<MemoryStockTask, { task: "seed" }>): Promise<{ documents: number; imported: number; ms: number }> {
   preGrow(task.preGrowMb);
@@ -76,66 +50,15 @@ async function seed(task: Extract<MemoryStockTask, { task: "seed" }>): Promise<{
 function server(task: Extract<MemoryStockTask, { task: "server" }>): void {
   runService(async () => {
     const memory = startMemorySampler();
-    // The adapter's types name the CommonJS copy of ws's typings; the server is the same class.
-    const wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
-    await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
-    // As the stock sync server runs: it answers what peers ask for and announces nothing.
-    const repo = new Repo({ storage: new NodeFSStorageAdapter(task.dir), network: [new WebSocketServerAdapter(wss as unknown as ConstructorParameters<typeof WebSocketServerAdapter>[0])], sharePolicy: async () => false });
-    // The adapter handles connections only once the repo knows its storage id (HAZARDS): ready after that.
-    await repo.storageId();
+    const { url } = await startStockServer(task.dir);
     memory.markReady();
-    const { port } = wss.address() as { port: number };
     return {
-      ready: { url: `ws://127.0.0.1:${port}`, rssMb: rssMb() },
+      ready: { url, rssMb: rssMb() },
       // Taken while every client is still connected. The process exits right after reporting, so
       // nothing is shut down first: whatever a shutdown would do cannot cost the report.
       stop: async (): Promise<ServerMemoryReport> => ({ ...memory.figures(), afterGc: breakdownAfterGc(), logged: logged.count, firstLogged: logged.first }),
     };
   });
-}
-
-function clientRepo(dir: string, serverUrl: string): Repo {
-  return new Repo({ storage: new NodeFSStorageAdapter(dir), network: [new WebSocketClientAdapter(serverUrl)] });
-}
-
-/**
- * Finds every id, `concurrency` at a time, until `deadline` (`performance.now()`); once all
- * are found, `repo.flush()` stores them. A stock client cannot ask for what it may read: it is told.
- * A find that fails as unavailable (stock marks a pending find so when its connection drops, or
- * after 60 s) is waited for, as an app would: the client redials by itself and asks again for
- * every document it holds a handle of.
- */
-async function findAll(repo: Repo, seat: StockSeat, concurrency: number, start: number, deadline: number): Promise<SeatOutcome> {
-  const urls = readIds(seat.idsFile).map((id) => `automerge:${id}` as AutomergeUrl);
-  let drops = 0;
-  repo.networkSubsystem.on("peer-disconnected", () => drops++);
-  let found = 0;
-  let failures = 0;
-  let firstFailure: string | undefined;
-  const failed: AutomergeUrl[] = [];
-  for (let from = 0; from < urls.length && performance.now() < deadline; from += concurrency) {
-    const batch = urls.slice(from, from + concurrency);
-    const outcomes = await Promise.allSettled(batch.map((url) => repo.find<Root>(url)));
-    outcomes.forEach((outcome, i) => {
-      if (outcome.status === "fulfilled") found++;
-      else {
-        failures++;
-        firstFailure ??= String(outcome.reason);
-        failed.push(batch[i]!);
-      }
-    });
-  }
-  let recovered = 0;
-  if (failed.length > 0) {
-    const waiting: Array<DocHandle<Root>> = [];
-    for (const url of failed) waiting.push(await repo.find<Root>(url, { allowableStates: ["ready", "unavailable", "requesting"] }));
-    while (waiting.some((handle) => !handle.isReady()) && performance.now() < deadline) await sleep(250);
-    recovered = waiting.filter((handle) => handle.isReady()).length;
-    found += recovered;
-  }
-  const done = found === urls.length;
-  if (done) await repo.flush();
-  return { index: seat.index, done, ms: since(start), documents: found, expected: urls.length, failures, recovered, firstFailure, drops };
 }
 
 function clients(task: Extract<MemoryStockTask, { task: "clients" }>): void {

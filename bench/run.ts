@@ -9,6 +9,7 @@ import type { OursTask } from "./ours-child.js";
 import type { StockTask } from "./stock-child.js";
 import { FANOUT_MARKERS, measureFanout, renderFanoutSection, type FanoutMeasurement } from "./fanout-section.js";
 import { MEMORY_MARKERS, measureMemory, renderMemorySection, type MemoryMeasurement } from "./memory-section.js";
+import { measureSoak, renderSoakSection, SOAK_MARKERS, type SoakMeasurement } from "./soak-section.js";
 import { measureSync, renderSyncSection, SYNC_MARKERS, type SyncMeasurement } from "./sync-section.js";
 
 /**
@@ -32,12 +33,15 @@ import { measureSync, renderSyncSection, SYNC_MARKERS, type SyncMeasurement } fr
  * BENCH_ONLY=memory does the same for the memory section (bench/memory-section.ts, about 15
  * minutes): a relay's RSS with 50,000 documents and 30 students syncing, and a student device's
  * RSS on a course of 10,000 documents and of 50,000, against a stock server and stock clients.
+ * BENCH_ONLY=soak does the same for the soak section (bench/soak-section.ts, about 25 minutes): 200
+ * students' clients editing and reconnecting against one relay for 10 minutes, its RSS slope, its
+ * open files and every client's convergence, against stock clients and a stock server.
  */
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH_DIR, "..");
 const QUICK = process.env.BENCH_QUICK === "1";
-const SECTIONS = ["canvas-pull", "sync", "fanout", "memory"] as const;
+const SECTIONS = ["canvas-pull", "sync", "fanout", "memory", "soak"] as const;
 const ONLY = process.env.BENCH_ONLY as (typeof SECTIONS)[number] | undefined;
 if (ONLY !== undefined && !SECTIONS.includes(ONLY)) throw new Error(`BENCH_ONLY must be one of: ${SECTIONS.join(", ")}`);
 
@@ -141,6 +145,7 @@ async function main(): Promise<void> {
   let sync: SyncMeasurement | undefined;
   let fanout: FanoutMeasurement | undefined;
   let memory: MemoryMeasurement | undefined;
+  let soak: SoakMeasurement | undefined;
   try {
     if (ONLY === undefined) {
       // ---- 1. create and store -------------------------------------------------------------
@@ -372,6 +377,9 @@ async function main(): Promise<void> {
 
     // ---- memory: a relay with 30 students, a student device on a small and a large course ----
     if (ONLY === undefined || ONLY === "memory") memory = await measureMemory(QUICK, p);
+
+    // ---- soak: 200 clients working against one relay for 10 minutes -------------------------
+    if (ONLY === undefined || ONLY === "soak") soak = await measureSoak(QUICK, p);
   } finally {
     cleanUp();
   }
@@ -382,25 +390,25 @@ async function main(): Promise<void> {
   if (sync) printTable(sync.rows, "stock");
   if (fanout) printTable(fanout.rows, "stock");
   if (memory) printTable(memory.rows, "stock");
+  if (soak) printTable(soak.rows, "stock");
   log(`whole run: ${fmt(totalS)} s`);
   const run = { startedAt, loadAtStart, totalS, code };
   const canvasSection = renderCanvasSection(canvasRows, run);
   const syncSection = sync ? renderSyncSection(sync, run) : "";
   const fanoutSection = fanout ? renderFanoutSection(fanout, run) : "";
   const memorySection = memory ? renderMemorySection(memory, run) : "";
+  const soakSection = soak ? renderSoakSection(soak, run) : "";
   const out = QUICK ? join(BENCH_DIR, ".work", "BENCHMARKS.quick.md") : join(ROOT, "BENCHMARKS.md");
   // Run alone, a section replaces its old self and leaves the other figures as they were.
   const existing = () => (existsSync(out) ? readFileSync(out, "utf8") : "# Benchmarks\n");
-  const markdown =
-    ONLY === "canvas-pull"
-      ? spliceSection(existing(), CANVAS_MARKERS, canvasSection, "## Methodology")
-      : ONLY === "sync"
-        ? spliceSection(existing(), SYNC_MARKERS, syncSection, "## Methodology")
-        : ONLY === "fanout"
-          ? spliceSection(existing(), FANOUT_MARKERS, fanoutSection, "## Methodology")
-          : ONLY === "memory"
-            ? spliceSection(existing(), MEMORY_MARKERS, memorySection, "## Methodology")
-            : renderMarkdown(rows, run, canvasSection, syncSection, fanoutSection, memorySection);
+  const alone = {
+    "canvas-pull": [CANVAS_MARKERS, canvasSection],
+    sync: [SYNC_MARKERS, syncSection],
+    fanout: [FANOUT_MARKERS, fanoutSection],
+    memory: [MEMORY_MARKERS, memorySection],
+    soak: [SOAK_MARKERS, soakSection],
+  } as const;
+  const markdown = ONLY !== undefined ? spliceSection(existing(), alone[ONLY][0], alone[ONLY][1], "## Methodology") : renderMarkdown(rows, run, [canvasSection, syncSection, fanoutSection, memorySection, soakSection]);
   writeFileSync(out, markdown);
   log(`wrote ${out}`);
 }
@@ -545,7 +553,7 @@ ${notes.length > 0 ? `\n${notes.join("\n")}\n` : ""}${CANVAS_MARKERS.end}
 `;
 }
 
-function renderMarkdown(rows: Row[], run: RunInfo, canvasSection: string, syncSection: string, fanoutSection: string, memorySection: string): string {
+function renderMarkdown(rows: Row[], run: RunInfo, sections: string[]): string {
   const table = [
     "| Figure | Ours | Stock automerge-repo | Ratio (ours better by) | Target | Met |",
     "| --- | --- | --- | --- | --- | --- |",
@@ -572,10 +580,7 @@ ${table.join("\n")}
 
 ${notes.join("\n")}
 
-${canvasSection}
-${syncSection}
-${fanoutSection}
-${memorySection}
+${sections.join("\n")}
 ## Methodology
 
 - **Same documents.** \`bench/lms-corpus.ts\` generates whole classes deterministically: a course,
