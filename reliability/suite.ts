@@ -26,6 +26,8 @@ export interface RunOptions {
   count: number;
   /** The first case: a failure names its case, and `--from N --seeds 1` replays it. */
   first: number;
+  /** With `--duration`: no case starts after this moment (`performance.now()`), though the first always runs. */
+  until?: number;
   /** Progress lines (the runner prints them; tests drop them). */
   log: (line: string) => void;
 }
@@ -40,7 +42,7 @@ export interface SuiteResult {
 /** Runs `count` cases one after another, each a thrown error if it fails, and counts them. */
 export async function runCases(options: RunOptions, unit: string, runCase: (n: number) => Promise<void>): Promise<SuiteResult> {
   const result: SuiteResult = { passed: 0, failed: 0, failures: [] };
-  for (let n = options.first; n < options.first + options.count; n++) {
+  for (let n = options.first; n < options.first + options.count && !timeIsUp(options, n); n++) {
     try {
       await runCase(n);
       result.passed++;
@@ -52,6 +54,11 @@ export async function runCases(options: RunOptions, unit: string, runCase: (n: n
     }
   }
   return result;
+}
+
+/** Whether case `n` should not start: the run's `--duration` has passed (the first case always runs). */
+export function timeIsUp(options: RunOptions, n: number): boolean {
+  return n > options.first && options.until !== undefined && performance.now() >= options.until;
 }
 
 /** Throws with `message` unless `condition` holds: a suite's check, which fails only its case. */

@@ -2,7 +2,7 @@ import { Authority } from "../../src/net/authority.js";
 import { demoUser } from "../../src/testing/principals.js";
 import { makeTempDir } from "../../src/testing/temp-dir.js";
 import { createRandom } from "../../src/util/random.js";
-import { closingLine, type RunOptions, type Suite, type SuiteResult } from "../suite.js";
+import { closingLine, timeIsUp, type RunOptions, type Suite, type SuiteResult } from "../suite.js";
 import { runAttack, type Attack, type Credential } from "../fuzz/attack-runner.js";
 import { FUZZ_STUDENT, loadFixtures } from "../fuzz/corpus.js";
 import { HonestNodes } from "../fuzz/honest-nodes.js";
@@ -62,11 +62,14 @@ async function runFuzz(options: RunOptions): Promise<SuiteResult> {
     const fail = (n: number, line: string) => failures.set(n, [...(failures.get(n) ?? []), line]);
     const last = options.first + options.count - 1;
     let stoppedAt: number | undefined;
+    /** The last frame run: `last`, unless the relay went or the run's `--duration` ended it sooner. */
+    let ranTo = options.first - 1;
     /** How the relay answered the attacks, by close code: a run that only ever sees one code tests little. */
     const answers = new Map<string, number>();
 
-    for (let from = options.first; from <= last && stoppedAt === undefined; from += CHECK_EVERY) {
+    for (let from = options.first; from <= last && stoppedAt === undefined && !timeIsUp(options, from); from += CHECK_EVERY) {
       const to = Math.min(last, from + CHECK_EVERY - 1);
+      ranTo = to;
       await runCases(from, to, async (n) => {
         for (const attack of attacksOf(n, credentials)) {
           const { answer, problem } = await runAttack(relay.port, fixtures, attack);
@@ -89,12 +92,13 @@ async function runFuzz(options: RunOptions): Promise<SuiteResult> {
 
     if (stoppedAt === undefined) {
       const endRss = relay.rssBytes();
-      if (endRss - (warmRss ?? startRss) > RSS_GROWTH_BOUND) fail(last, `the relay's resident memory grew by ${mb(endRss - (warmRss ?? startRss))} after the first ${CHECK_EVERY} frames (bound ${mb(RSS_GROWTH_BOUND)})`);
-      else if (endRss - startRss > RSS_GROWTH_BOUND + RSS_WARMUP_ALLOWANCE) fail(last, `the relay's resident memory grew by ${mb(endRss - startRss)} over the run (bound ${mb(RSS_GROWTH_BOUND + RSS_WARMUP_ALLOWANCE)})`);
+      if (endRss - (warmRss ?? startRss) > RSS_GROWTH_BOUND) fail(ranTo, `the relay's resident memory grew by ${mb(endRss - (warmRss ?? startRss))} after the first ${CHECK_EVERY} frames (bound ${mb(RSS_GROWTH_BOUND)})`);
+      else if (endRss - startRss > RSS_GROWTH_BOUND + RSS_WARMUP_ALLOWANCE) fail(ranTo, `the relay's resident memory grew by ${mb(endRss - startRss)} over the run (bound ${mb(RSS_GROWTH_BOUND + RSS_WARMUP_ALLOWANCE)})`);
     }
     options.log(`answers: ${[...answers.entries()].sort(([, a], [, b]) => b - a).map(([answer, count]) => `${answer} ${count}`).join(", ")}`);
-    const result = tally(options, failures, stoppedAt);
-    options.log(`${closingLine(result)}: ${options.count} frames and ${options.count * MESSAGES_PER_FRAME} messages in ${seconds(started)}`);
+    const result = tally(options, failures, stoppedAt, ranTo);
+    const frames = ranTo - options.first + 1;
+    options.log(`${closingLine(result)}: ${frames} frames and ${frames * MESSAGES_PER_FRAME} messages in ${seconds(started)}`);
     return result;
   } finally {
     await honest?.stop();
@@ -143,14 +147,15 @@ function caseNamedIn(line: string): number | undefined {
   return match === null ? undefined : Number(match[1]);
 }
 
-function tally(options: RunOptions, failures: Map<number, string[]>, stoppedAt: number | undefined): SuiteResult {
-  const last = options.first + options.count - 1;
+/** Frames `first` to `ranTo` ran; in a run of a set size, frames after a relay that went count as failed too. */
+function tally(options: RunOptions, failures: Map<number, string[]>, stoppedAt: number | undefined, ranTo: number): SuiteResult {
+  const last = options.until === undefined ? options.first + options.count - 1 : ranTo;
   const notRun = stoppedAt === undefined ? 0 : last - stoppedAt;
   const lines = [...failures.entries()].sort(([a], [b]) => a - b).map(([n, problems]) => `frame ${n}: ${problems.join("; ")}`);
   if (notRun > 0) lines.push(`frames ${stoppedAt! + 1}-${last}: not run, the relay was gone`);
   for (const line of lines) options.log(`FAILED ${line}`);
   const failed = failures.size + notRun;
-  return { passed: options.count - failed, failed, failures: lines };
+  return { passed: last - options.first + 1 - failed, failed, failures: lines };
 }
 
 function mb(bytes: number): string {
