@@ -52,7 +52,10 @@ export interface EngineStatus {
   writesFailing: boolean;
   projected: number;
   projectionPending: number;
+  /** Projection runs that failed since the engine opened (their documents were retried). */
   projectionFailures: number;
+  /** The last projection run failed, and its documents wait for a retry. */
+  projectionFailing: boolean;
   liveDocuments: number;
 }
 
@@ -77,6 +80,7 @@ export class Engine {
   /** Every write to the projection goes through this chain, so an older snapshot never lands after a newer one. */
   #writes: Promise<unknown> = Promise.resolve();
   #failures = 0;
+  #failing = false;
   #closed = false;
   /** False when opened without migrating (`ordo migrate`): the state table may not exist. */
   #tracksCompleteness: boolean;
@@ -218,6 +222,7 @@ export class Engine {
       projected: Number(projected.n),
       projectionPending: this.#dirty.size,
       projectionFailures: this.#failures,
+      projectionFailing: this.#failing,
       liveDocuments: this.docs.liveCount,
     };
   }
@@ -272,9 +277,12 @@ export class Engine {
     const run = new Promise<void>((resolve) => setImmediate(resolve))
       .then(() => this.#projectDirty())
       .then(
-        () => undefined,
+        () => {
+          this.#failing = false;
+        },
         (error: unknown) => {
           this.#failures++;
+          this.#failing = true;
           this.#logger.error({ err: error }, "projection failed; the documents stay queued and are retried");
           setTimeout(() => {
             if (!this.#closed && this.#dirty.size > 0) this.#projecting ??= this.#projectNow();

@@ -31,7 +31,7 @@ export async function answerHttp(node: SyncNode, request: IncomingMessage, respo
     if (request.method !== "GET") return json(405, { error: "method not allowed" });
     if (path === "/healthz") {
       const engine = await node.engine.status();
-      const degraded = engine.writesFailing || engine.damagedChunks > 0 || engine.projectionFailures > 0;
+      const degraded = engine.writesFailing || engine.damagedChunks > 0 || engine.projectionFailing;
       return json(200, { status: degraded ? "degraded" : "ok", peers: node.replicator.peers().length });
     }
     if (path === "/status") {
