@@ -36,6 +36,16 @@ export interface RecordQuery {
   includeDeleted?: boolean;
 }
 
+/** Whether `record` is one that `query` asks for: what a storage's `records(query)` filters by. */
+export function answersQuery(record: DocRecord, query: RecordQuery): boolean {
+  return (
+    (query.course === undefined || record.course === query.course) &&
+    (query.kind === undefined || record.kind === query.kind) &&
+    (query.status === undefined || record.status === query.status) &&
+    (query.includeDeleted === true || !record.deleted)
+  );
+}
+
 /** A set of writes that land together or not at all. */
 export interface StorageBatch {
   save?: ReadonlyArray<{ key: StorageKey; data: Uint8Array }>;

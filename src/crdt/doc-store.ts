@@ -16,7 +16,7 @@ import { DocCache, type LiveDoc } from "./doc-cache.js";
 import { GroupCommit, type WriteBatch } from "./group-commit.js";
 import { CompactionSchedule, type CompactionTiming } from "./compaction-schedule.js";
 import { headsKey, incrementalKey, loadFromChunks, mustCompact, shouldCompact, snapshotKey } from "./doc-chunks.js";
-import type { DocRecord, DocStorage, RecordQuery } from "./doc-storage.js";
+import { answersQuery, type DocRecord, type DocStorage, type RecordQuery } from "./doc-storage.js";
 import { docUrlOf, documentIdOf, externalDocUrl, newDocUrl, type DocUrl, type DocumentId, type ExternalIdentity } from "./ids.js";
 import type { Audience } from "./schema/audience.js";
 import { describeDocument, kindOf, loadNew, type ChangesSince } from "./describe.js";
@@ -304,9 +304,20 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
     return this.#read(id, (doc) => ({ url, kind, heads: headsKey(doc), entity: readEntity(url, doc), conflicts: fieldConflicts(doc) }));
   }
 
-  /** Index records of the stored documents (no document is loaded). */
+  /**
+   * Index records of the stored documents (no document is loaded). While storage refuses
+   * writes, the stored records corrected by the writes waiting in memory for a retry: a peer
+   * that connects meanwhile still learns of every document.
+   */
   async records(query: RecordQuery = {}): Promise<DocRecord[]> {
-    await this.flush();
+    try {
+      await this.flush();
+    } catch (error) {
+      if (!this.#writes.failing) throw error;
+      const waiting = this.#writes.queuedRecords();
+      const stored = (await this.#storage.records(query)).filter((record) => !waiting.has(record.id));
+      return [...stored, ...[...waiting.values()].filter((record) => answersQuery(record, query))].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    }
     return this.#storage.records(query);
   }
 

@@ -84,6 +84,11 @@ export class GroupCommit {
     return this.pending.records.get(id) ?? this.inFlight?.records.get(id);
   }
 
+  /** The records of every write not committed yet, the newest of each document. */
+  queuedRecords(): Map<DocumentId, DocRecord> {
+    return new Map([...(this.inFlight?.records ?? []), ...this.pending.records]);
+  }
+
   /** A document's stored chunks, corrected by the writes not committed yet. */
   withQueued(id: DocumentId, stored: readonly Chunk[]): Chunk[] {
     const queued = [this.inFlight, this.pending].filter((batch) => batch !== null);

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { DocStore } from "../../src/crdt/doc-store.js";
+import { docUrlOf, externalDocUrl } from "../../src/crdt/ids.js";
 import { openSqliteStorage } from "../../src/crdt/sqlite-storage-adapter.js";
 import { Engine } from "../../src/engine.js";
 import { FaultyStorage, storageFaultError } from "../../src/testing/faulty-storage.js";
@@ -75,6 +76,30 @@ describe("a store whose storage refuses writes", () => {
     expect(store.writesFailing).toBe(false);
     await store.close();
     expect((await (await reopened(dir)).find<"course">(course.url))?.name).toBe("Chemistry");
+  });
+
+  it("lists every document while commits fail: the stored ones as changed in memory, and the ones created meanwhile", async () => {
+    const { store, storage } = openFaultyStore(0);
+    const course = await store.create("course", { name: "Biology 101" });
+    const first = await store.create("assignment", { course: course.url, title: "Lab 1", pointsPossible: 10 });
+    storage.setRate(1);
+    await expect(store.change<"course">(course.url, (d) => (d.name = "Chemistry"))).rejects.toMatchObject({ code: "ORDO_STORAGE" });
+    const identity = { system: "test", id: "lab-2" };
+    await expect(store.create("assignment", { course: course.url, title: "Lab 2", pointsPossible: 10 }, { identity })).rejects.toMatchObject({ code: "ORDO_STORAGE" });
+    const second = externalDocUrl("assignment", identity);
+    expect(store.writesFailing).toBe(true);
+
+    const listed = await store.records();
+    // The course's catalog partitions are listed too: they change with what the course holds.
+    expect(listed.filter((r) => r.kind !== "catalog").map((r) => docUrlOf(r.id)).sort()).toEqual([course.url, first.url, second].sort());
+    expect(listed.map((r) => r.id)).toEqual(listed.map((r) => r.id).sort());
+    expect(listed.find((r) => docUrlOf(r.id) === course.url)?.heads).toBe((await store.snapshot(course.url))?.heads);
+    expect((await store.records({ kind: "assignment" })).map((r) => docUrlOf(r.id)).sort()).toEqual([first.url, second].sort());
+    expect((await store.records({ kind: "course" })).map((r) => docUrlOf(r.id))).toEqual([course.url]);
+
+    storage.setRate(0);
+    await store.flush();
+    expect((await store.records()).map((r) => r.heads)).toEqual(listed.map((r) => r.heads));
   });
 
   it("writes the changes a failed commit kept when it closes, instead of leaving them for a retry that never comes", async () => {
