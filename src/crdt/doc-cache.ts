@@ -13,18 +13,30 @@ export interface LiveDoc {
   degraded: boolean;
 }
 
+/** A document nobody has used for this long is freed, however much room is left. */
+export const DEFAULT_IDLE_MS = 60_000;
+
 /**
- * A bounded set of live documents, least recently used evicted first.
+ * A bounded set of live documents, least recently used evicted first, and none kept once idle.
  * Evicted documents are freed at once: Automerge's wasm memory otherwise grows with every
  * document ever opened, and each growth costs Node a full GC (see HAZARDS: thousands of live
- * documents make every operation several times slower).
+ * documents make every operation several times slower). Freeing idle ones keeps a long-running
+ * node's memory at its working set: a relay whose class edits a different document every few
+ * seconds would otherwise fill the whole capacity over an hour and hold it.
  */
 export class DocCache {
+  /** In order of last use, the least recent first: `get` and `set` move an entry to the end. */
   readonly #entries = new Map<DocumentId, LiveDoc>();
+  /** When each entry was last used (`performance.now()`), in the same order. */
+  readonly #usedAt = new Map<DocumentId, number>();
   /** Documents a caller is loading or working on: never evicted, even past the capacity, until unpinned. */
   readonly #pins = new Map<DocumentId, number>();
+  #sweep: NodeJS.Timeout | null = null;
 
-  constructor(readonly capacity: number) {}
+  constructor(
+    readonly capacity: number,
+    readonly idleMs = DEFAULT_IDLE_MS,
+  ) {}
 
   get size(): number {
     return this.#entries.size;
@@ -32,10 +44,7 @@ export class DocCache {
 
   get(id: DocumentId): LiveDoc | undefined {
     const entry = this.#entries.get(id);
-    if (entry) {
-      this.#entries.delete(id);
-      this.#entries.set(id, entry);
-    }
+    if (entry) this.#touch(id, entry);
     return entry;
   }
 
@@ -45,9 +54,25 @@ export class DocCache {
 
   /** Stores an entry; replacing a document (after a change) does not free the old one, Automerge already retired it. */
   set(id: DocumentId, entry: LiveDoc): void {
+    this.#touch(id, entry);
+    this.#evictOverflow();
+    this.#sweep ??= setInterval(() => this.evictIdle(), Math.max(1, this.idleMs / 2)).unref();
+  }
+
+  /** Frees the unpinned documents nobody has used for `idleMs`; runs by itself every half of that. */
+  evictIdle(now = performance.now()): void {
+    for (const [id, usedAt] of this.#usedAt) {
+      // In order of use: the first one used recently enough ends the idle ones.
+      if (now - usedAt < this.idleMs) break;
+      if (!this.#pins.has(id)) this.delete(id);
+    }
+  }
+
+  #touch(id: DocumentId, entry: LiveDoc): void {
     this.#entries.delete(id);
     this.#entries.set(id, entry);
-    this.#evictOverflow();
+    this.#usedAt.delete(id);
+    this.#usedAt.set(id, performance.now());
   }
 
   /**
@@ -73,6 +98,7 @@ export class DocCache {
       if (this.#entries.size <= this.capacity) break;
       if (this.#pins.has(candidate)) continue;
       this.#entries.delete(candidate);
+      this.#usedAt.delete(candidate);
       A.free(evicted.doc);
     }
   }
@@ -81,11 +107,16 @@ export class DocCache {
     const entry = this.#entries.get(id);
     if (!entry) return;
     this.#entries.delete(id);
+    this.#usedAt.delete(id);
     A.free(entry.doc);
   }
 
+  /** Frees every document and stops the idle sweep. */
   clear(): void {
     for (const entry of this.#entries.values()) A.free(entry.doc);
     this.#entries.clear();
+    this.#usedAt.clear();
+    if (this.#sweep) clearInterval(this.#sweep);
+    this.#sweep = null;
   }
 }

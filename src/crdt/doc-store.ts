@@ -51,6 +51,8 @@ export interface DocStoreOptions {
   storage: DocStorage;
   /** How many documents stay in memory at most. */
   cacheSize?: number;
+  /** How long a document nobody uses stays in memory (`DEFAULT_IDLE_MS`, a minute). */
+  cacheIdleMs?: number;
   clock?: Clock;
   logger?: Logger;
   /**
@@ -148,7 +150,7 @@ export class DocStore extends EventEmitter<DocStoreEvents> {
   constructor(options: DocStoreOptions) {
     super();
     this.#storage = options.storage;
-    this.#cache = new DocCache(options.cacheSize ?? DEFAULT_CACHE_SIZE);
+    this.#cache = new DocCache(options.cacheSize ?? DEFAULT_CACHE_SIZE, options.cacheIdleMs);
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
     this.#maintainsCatalog = options.maintainsCatalog ?? (() => true);

@@ -17,11 +17,11 @@ afterEach(async () => {
 });
 
 /** A store over a real SQLite file in a fresh directory. */
-function openStore(options: { cacheSize?: number; dir?: string; compaction?: CompactionTiming } = {}) {
+function openStore(options: { cacheSize?: number; cacheIdleMs?: number; dir?: string; compaction?: CompactionTiming } = {}) {
   const temp = options.dir ? undefined : makeTempDir();
   const dir = options.dir ?? temp!.dir;
   const storage = openSqliteStorage({ path: join(dir, "store.sqlite") });
-  const store = new DocStore({ storage, cacheSize: options.cacheSize, compaction: options.compaction });
+  const store = new DocStore({ storage, cacheSize: options.cacheSize, cacheIdleMs: options.cacheIdleMs, compaction: options.compaction });
   cleanups.push(async () => {
     await store.close();
     await storage.close();
@@ -316,6 +316,27 @@ describe("memory and durability", () => {
     // Unpinned, each caller's load evicted another's before it was used: thousands of loads.
     expect(loads).toBeLessThanOrEqual(pages.length + 5);
     expect(store.liveCount).toBeLessThanOrEqual(2);
+  });
+
+  it("frees the documents nobody used for its idle time, though it has room for them, and reloads them when asked", async () => {
+    const { store } = openStore({ cacheIdleMs: 300 });
+    const course = await seedCourse(store);
+    const pages = await Promise.all([0, 1, 2, 3].map((i) => store.create("page", { course: course.url, title: `P${i}`, body: "" })));
+    await store.flush();
+    // The course, the pages and the course's catalog.
+    expect(store.liveCount).toBeGreaterThanOrEqual(6);
+    // One page stays in use (and the catalog its changes touch); the rest go idle.
+    const busy = pages[0]!;
+    for (let n = 0; n < 8; n++) {
+      await store.change<"page">(busy.url, (d) => (d.body = `${d.body}${n};`));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(store.liveCount).toBeLessThanOrEqual(2);
+    await expect.poll(() => store.liveCount, { timeout: 2_000, interval: 50 }).toBe(0);
+    // Freed, not lost: a change loads the document again.
+    await store.change<"page">(pages[3]!.url, (d) => (d.title = "Back"));
+    expect((await store.find<"page">(pages[3]!.url))?.title).toBe("Back");
+    expect((await store.find<"page">(busy.url))?.body).toBe("0;1;2;3;4;5;6;7;");
   });
 
   it("applies every one of many concurrent changes to the same documents, even while evicting", async () => {
