@@ -18,17 +18,16 @@ export function report(result: object): void {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
+/** Reports, then exits once the report is written: a pipe takes a long line in parts, and exiting sooner cuts it. */
+export function reportAndExit(result: object, code: number): void {
+  process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(code));
+}
+
 /** Runs a child's main, reports an error as a result rather than a crash, and exits without waiting for stray timers. */
 export function runChild(main: () => Promise<object>): void {
   main().then(
-    (result) => {
-      report(result);
-      process.exit(0);
-    },
-    (error: unknown) => {
-      report({ error: error instanceof Error ? `${error.message}\n${error.stack ?? ""}` : String(error) });
-      process.exit(1);
-    },
+    (result) => reportAndExit(result, 0),
+    (error: unknown) => reportAndExit({ error: error instanceof Error ? `${error.message}\n${error.stack ?? ""}` : String(error) }, 1),
   );
 }
 
@@ -38,17 +37,11 @@ export function runChild(main: () => Promise<object>): void {
  * A failure to start is reported as `{"error": ...}` instead of the ready line.
  */
 export function runService(start: () => Promise<{ ready: object; stop: () => Promise<object> }>): void {
-  const fail = (error: unknown) => {
-    report({ error: error instanceof Error ? `${error.message}\n${error.stack ?? ""}` : String(error) });
-    process.exit(1);
-  };
+  const fail = (error: unknown) => reportAndExit({ error: error instanceof Error ? `${error.message}\n${error.stack ?? ""}` : String(error) }, 1);
   start().then(({ ready, stop }) => {
     report({ ready });
     process.stdin.once("end", () => {
-      stop().then((result) => {
-        report(result);
-        process.exit(0);
-      }, fail);
+      stop().then((result) => reportAndExit(result, 0), fail);
     });
     process.stdin.resume();
   }, fail);

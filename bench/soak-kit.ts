@@ -146,6 +146,9 @@ export interface SoakClientsReport extends SoakCounts {
   /** Stock: lines its Repos logged, and the first. */
   logged?: number;
   firstLogged?: string;
+  /** Stock: errors thrown where nothing could catch them, and the first. */
+  uncaught?: number;
+  firstUncaught?: string;
 }
 
 /** The relay or stock server at the end: its heads of every document it holds. */
@@ -153,6 +156,8 @@ export interface SoakServerReport {
   heads: Record<string, string>;
   logged?: number;
   firstLogged?: string;
+  uncaught?: number;
+  firstUncaught?: string;
 }
 
 /** A process as its parent sees it in /proc, at wall time `at`. */

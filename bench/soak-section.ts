@@ -182,15 +182,27 @@ function soakRows(ours: SoakRun, stock: SoakRun, warmupMs: number): Row[] {
   };
   const rss = (run: SoakRun, at: "before" | "after") => run[at]?.rssMb;
   const peak = (run: SoakRun) => Math.max(0, ...run.samples.map((s) => s.rssMb));
+  // The server's RSS at the start of each minute of the window, and at its end: a leak climbs, a warm-up levels off.
+  const byMinute = (run: SoakRun) => {
+    if (!run.window || run.samples.length === 0) return "?";
+    const { startAt, endAt } = run.window;
+    const at = (time: number) => run.samples.reduce((best, s) => (Math.abs(s.at - time) < Math.abs(best.at - time) ? s : best)).rssMb;
+    const marks = [...range(Math.floor((endAt - startAt) / 60_000)).map((m) => startAt + m * 60_000), endAt];
+    return marks.map((time) => fmt(at(time))).join(", ");
+  };
   const coldS = (run: SoakRun) => Math.max(0, ...run.ready.flatMap((r) => r.seats.map((s) => s.ms))) / 1000;
   const notes = (side: "ours" | "stock", run: SoakRun) => {
     const l = load(run);
     const logged = run.reports.reduce((total, r) => total + (r.logged ?? 0), 0) + (run.server?.logged ?? 0);
+    const uncaught = run.reports.reduce((total, r) => total + (r.uncaught ?? 0), 0) + (run.server?.uncaught ?? 0);
+    const firstUncaught = run.server?.firstUncaught ?? run.reports.find((r) => r.firstUncaught)?.firstUncaught;
     return [
       `${side}: cold sync of every client before the window: ${fmt(coldS(run), 1)} s; ${run.ready.flatMap((r) => r.seats).filter((s) => !s.done).length} clients not done by the deadline`,
       `${side}: the load: ${fmt(l.edits)} edits, ${fmt(l.grades)} grades, ${fmt(l.reconnects)} reconnections; ${fmt(l.failures)} failed${l.first ? ` (the first: ${l.first.slice(0, 200)})` : ""}`,
+      `${side}: server RSS (MB) at each minute of the window: ${byMinute(run)}`,
       `${side}: server RSS ${rss(run, "before") !== undefined ? fmt(rss(run, "before")!) : "?"} MB before the window, ${rss(run, "after") !== undefined ? fmt(rss(run, "after")!) : "?"} MB after it, peak ${fmt(peak(run))} MB; the clients' processes ${fmt(run.clientsMb.before)} MB → ${fmt(run.clientsMb.after)} MB`,
       ...(logged > 0 ? [`${side}: ${fmt(logged)} lines logged`] : []),
+      ...(uncaught > 0 ? [`${side}: ${fmt(uncaught)} errors thrown where nothing could catch them (counted, not fatal here; an app would have crashed), the first: ${firstUncaught?.slice(0, 200)}`] : []),
       ...(c[side]?.first ? [`${side}: first difference: ${c[side]!.first}`] : []),
       ...(run.failure ? [`${side}: ${run.failure}`] : []),
     ];

@@ -2,9 +2,9 @@ import * as A from "@automerge/automerge";
 import { type AutomergeUrl, type Repo } from "@automerge/automerge-repo";
 import { documentIdOf } from "../src/crdt/ids.js";
 import { readTask, runService, since } from "./child-kit.js";
-import { readIds, reportCrashes } from "./memory-kit.js";
+import { readIds } from "./memory-kit.js";
 import { runSoakLoad, submissionUrl, waitForGo, type SoakClientsReport, type SoakCounts, type SoakPlan, type SoakReady, type SoakSeat, type SoakServerReport } from "./soak-kit.js";
-import { captureStockLogs, clientRepo, findAll, shutdown, startStockServer, type StockSeat } from "./stock-kit.js";
+import { captureStockLogs, clientRepo, findAll, shutdown, startStockServer, type StockLogs, type StockSeat } from "./stock-kit.js";
 
 /**
  * Stock automerge-repo's side of the soak: a server `Repo` holding the course our relay holds,
@@ -47,7 +47,7 @@ function server(task: Extract<SoakStockTask, { task: "server" }>): void {
           const at = headsOf(repo, id);
           if (at !== undefined) heads[id] = at;
         }
-        return { heads, logged: logged.count, firstLogged: logged.first };
+        return { heads, logged: logged.count, firstLogged: logged.first, uncaught: uncaught.count, firstUncaught: uncaught.first };
       },
     };
   });
@@ -108,13 +108,25 @@ function clients(task: Extract<SoakStockTask, { task: "clients" }>): void {
           }
           return { index: seat.index, role: seat.role, inSync: missing === 0, heads };
         });
-        return { ...counts, seats: reported, logged: logged.count, firstLogged: logged.first };
+        return { ...counts, seats: reported, logged: logged.count, firstLogged: logged.first, uncaught: uncaught.count, firstUncaught: uncaught.first };
       },
     };
   });
 }
 
-reportCrashes();
+/**
+ * Stock's client adapter throws some errors where nothing can catch them (a refused upgrade:
+ * "Unexpected server response"). An app would crash; here they are counted, so one client's
+ * error does not end its process's 50 others, and the report says how many there were.
+ */
+const uncaught: StockLogs = { count: 0 };
+const countUncaught = (error: unknown) => {
+  uncaught.count++;
+  uncaught.first ??= error instanceof Error ? error.message : String(error);
+  process.stderr.write(`uncaught: ${uncaught.first}\n`);
+};
+process.on("uncaughtException", countUncaught);
+process.on("unhandledRejection", countUncaught);
 const task = readTask<SoakStockTask>();
 if (task.task === "server") server(task);
 else clients(task);
