@@ -33,9 +33,10 @@ import { measureSync, renderSyncSection, SYNC_MARKERS, type SyncMeasurement } fr
  * BENCH_ONLY=memory does the same for the memory section (bench/memory-section.ts, about 15
  * minutes): a relay's RSS with 50,000 documents and 30 students syncing, and a student device's
  * RSS on a course of 10,000 documents and of 50,000, against a stock server and stock clients.
- * BENCH_ONLY=soak does the same for the soak section (bench/soak-section.ts, about 25 minutes): 200
- * students' clients editing and reconnecting against one relay for 10 minutes, its RSS slope, its
- * open files and every client's convergence, against stock clients and a stock server.
+ * BENCH_ONLY=soak does the same for the soak section (bench/soak-section.ts, about 45 minutes): 200
+ * students' clients editing and reconnecting against one relay for 15 minutes (10 measured after
+ * a 5-minute warm-up), its RSS slope, its open files and every client's convergence, against
+ * stock clients and a stock server.
  */
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
