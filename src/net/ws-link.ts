@@ -37,6 +37,20 @@ export interface WsLinkOptions {
 /** setTimeout's longest delay; a later expiry re-arms the timer. */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/**
+ * The delay of a link's token-expiry timer, `remainingMs` before the token expires. Node keeps
+ * a list for each distinct delay until that delay has passed, even when every timer on it was
+ * cleared: a delay to the millisecond per link left one list per connection ever made, for the
+ * life of a token (hours), and a relay taking connections all day grew without bound. Waits of
+ * a minute or more are cut to whole minutes (the timer re-arms for the rest); shorter ones are
+ * rounded up to a tenth of a second. So a relay holds at most a few thousand distinct delays,
+ * however many links come and go, and a link still closes within 100 ms of its token's expiry.
+ */
+export function expiryTimerDelay(remainingMs: number): number {
+  const remaining = Math.min(Math.max(remainingMs, 0), MAX_TIMER_MS);
+  return remaining >= 60_000 ? Math.floor(remaining / 60_000) * 60_000 : Math.ceil(remaining / 100) * 100;
+}
+
 let nextLinkId = 1;
 
 /**
@@ -287,15 +301,11 @@ export class WsLink extends EventEmitter<PeerLinkEvents> implements PeerLink {
   };
 
   #armExpiry(): void {
-    const delay = this.principal.expiresAt - this.#now();
-    this.#expiryTimer = setTimeout(
-      () => {
-        if (this.principal.expiresAt > this.#now()) return this.#armExpiry();
-        this.#logger.info(this.#context({}), "token expired");
-        this.close(CloseCode.tokenExpired, "token expired");
-      },
-      Math.min(Math.max(delay, 0), MAX_TIMER_MS),
-    ).unref();
+    this.#expiryTimer = setTimeout(() => {
+      if (this.principal.expiresAt > this.#now()) return this.#armExpiry();
+      this.#logger.info(this.#context({}), "token expired");
+      this.close(CloseCode.tokenExpired, "token expired");
+    }, expiryTimerDelay(this.principal.expiresAt - this.#now())).unref();
   }
 
   /** Marks the link closed and tells listeners, once. */
