@@ -57,10 +57,15 @@ interface SoakRun {
   failure?: string;
 }
 
+/** A run with nothing measured yet (or never started, for `failure`). */
+function emptyRun(failure?: string): SoakRun {
+  return { ready: [], samples: [], clientsMb: { before: 0, after: 0 }, reports: [], failure };
+}
+
 /** Starts the server and the processes of clients, opens the window once all are ready, and collects everything. */
 async function runSoak(script: string, serverTask: object, partTask: (url: string, part: number, goFile: string) => object, processes: number, soakMs: number, goFile: string): Promise<SoakRun> {
   const limit = limits(soakMs);
-  const run: SoakRun = { ready: [], samples: [], clientsMb: { before: 0, after: 0 }, reports: [] };
+  const run = emptyRun();
   const server: Service<SoakServerReport> = await startService<SoakServerReport>(script, serverTask, limit.server);
   const url = server.ready?.["url"];
   if (typeof url !== "string" || server.pid === undefined) {
@@ -146,7 +151,7 @@ export async function measureSoak(quick: boolean, path: (name: string) => string
   for (const dir of [...studentDirs, teacherDir, path("soak-relay"), path("soak-export.txt")]) rmSync(dir, { recursive: true, force: true });
 
   let stock: SoakRun;
-  if (!stockSeeded.result) stock = { ready: [], samples: [], clientsMb: { before: 0, after: 0 }, reports: [], failure: `the stock server's store was not built: ${stockSeeded.failure}` };
+  if (!stockSeeded.result) stock = emptyRun(`the stock server's store was not built: ${stockSeeded.failure}`);
   else {
     log(`soak: stock: the same load from ${size.students} students' client Repos and a teacher's against a stock server holding the same documents`);
     const stockSeats: StockSoakSeat[] = keys.map((key) => ({ index: key.index, role: key.role, dir: path(`soak-stock-${key.role}-${key.index}`), idsFile: key.role === "teacher" ? teacherIdsFile(idsDir) : idsFileOf(idsDir, key.index) }));
